@@ -1,0 +1,41 @@
+"""A cross-framework reimplementation kit for the one-hidden-layer MLP of the RDFIA lab.
+
+    x -> Linear -> tanh -> Linear -> softmax, cross-entropy, minibatch SGD
+
+in eight implementations (the lab's four PyTorch stages and their JAX twins),
+which compute the same function, the same gradients and the same training run.
+
+Importing this package imports neither PyTorch nor JAX: a framework is loaded
+when one of its implementations is first used.
+
+    >>> import frameworks
+    >>> data = frameworks.load_dataset("circles")
+    >>> result = frameworks.get("jax/optax").train(data, frameworks.TrainConfig(epochs=5))
+"""
+
+from frameworks._batches import BatchOrder
+from frameworks._config import TrainConfig
+from frameworks._data import Dataset, load_dataset
+from frameworks._errors import KitError
+from frameworks._params import Params, init_params
+from frameworks._registry import FRAMEWORKS, IMPLEMENTATIONS, MODULE_STAGES, STAGES, Implementation, get
+from frameworks._training import METRICS, TrainResult
+
+__all__ = [
+    "FRAMEWORKS",
+    "IMPLEMENTATIONS",
+    "METRICS",
+    "MODULE_STAGES",
+    "STAGES",
+    "BatchOrder",
+    "Dataset",
+    "Implementation",
+    "KitError",
+    "Params",
+    "TrainConfig",
+    "TrainResult",
+    "get",
+    "init_params",
+    "load_dataset",
+]
+__version__ = "0.1.0"

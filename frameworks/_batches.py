@@ -1,0 +1,56 @@
+"""The batch order every framework shares.
+
+Each epoch draws a fresh permutation of the training rows from one NumPy
+generator seeded by ``config.seed``, cuts it into contiguous batches and drops
+the remainder, as the lab does. The order is computed here, once, and handed to
+the frameworks as index arrays, so all of them see the very same batches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from frameworks._errors import KitError
+
+# The batch order draws from its own stream of the seed, independent of init_params.
+_STREAM = 1
+
+
+class BatchOrder:
+    """Per-epoch batch indices, shape (n // batch_size, batch_size).
+
+    Its state (:attr:`state`) is saved in checkpoints so a resumed run draws
+    the same batches as an uninterrupted one.
+    """
+
+    def __init__(self, n: int, batch_size: int, *, seed: int) -> None:
+        if batch_size > n:
+            raise KitError(
+                f"batch_size {batch_size} is larger than the training set ({n} rows); use at most {n}."
+            )
+        self.n, self.batch_size = n, batch_size
+        self._rng = np.random.default_rng((seed, _STREAM))
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.n // self.batch_size
+
+    def next_epoch(self) -> np.ndarray:
+        """The next epoch's batches as an int64 array (batches, batch_size)."""
+        permutation = self._rng.permutation(self.n)
+        used = self.batches_per_epoch * self.batch_size
+        return permutation[:used].reshape(self.batches_per_epoch, self.batch_size)
+
+    def epochs(self, count: int) -> np.ndarray:
+        """The next ``count`` epochs at once: (count, batches, batch_size)."""
+        return np.stack([self.next_epoch() for _ in range(count)])
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self._rng.bit_generator.state
+
+    @state.setter
+    def state(self, value: dict[str, Any]) -> None:
+        self._rng.bit_generator.state = value

@@ -1,0 +1,109 @@
+"""``TrainConfig``: every setting of a training run, as one frozen dataclass.
+
+Defaults are the lab's for the circles data (nh=10, eta=0.03, batch 10, 150
+epochs); :meth:`TrainConfig.mnist` gives its MNIST settings. A config is
+passed explicitly to whatever needs it: the kit has no global state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+from frameworks._errors import KitError
+
+DTYPES = ("float32", "float64")
+DEVICES = ("cpu", "gpu", "tpu")
+LOSS_REDUCTIONS = ("mean", "sum")
+PRECISIONS = ("highest", "native")
+INITS = ("lab", "native")
+MODELS = ("lab", "double_softmax")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run (validated on construction).
+
+    Attributes:
+      nh: hidden units.
+      eta: learning rate of plain SGD.
+      batch_size: rows per minibatch; the remainder of each epoch is dropped.
+      epochs: passes over the training set.
+      seed: seeds the initial weights and the batch order (both drawn in NumPy).
+      dtype: "float32" or "float64", the dtype every framework computes in.
+      device: None for the framework's default device, or "cpu", "gpu", "tpu".
+      loss_reduction: "mean" (the loss and its gradient are batch means) or
+        "sum" (the course's cheat-sheet: the gradient is summed over the batch
+        while the reported loss stays a mean, so each step is ``batch_size``
+        times longer).
+      precision: "highest" runs float32 matrix products in full float32 on
+        both sides (JAX precision HIGHEST, PyTorch TF32 off), as parity needs;
+        "native" leaves each framework's default (TF32 on recent NVIDIA GPUs
+        for JAX, bfloat16 passes on TPUs).
+      init: "lab" starts every framework from the lab's N(0, 0.3^2) weights and
+        zero biases, drawn once in NumPy; "native" uses each framework's own
+        default initializer (torch.nn.Linear's Kaiming-uniform, Flax's
+        LeCun-normal) -- a trap: runs then differ from the first step.
+      model: "lab" (logits into the loss) or "double_softmax" (a softmax inside
+        the model before a loss that applies log-softmax itself: the trap of
+        section 2 of the lab; torch.nn, torch.optim, Flax and Optax stages).
+      fuse: JAX only: run each epoch as one jitted ``lax.scan`` (True) or one
+        jitted step per call (False); both give the same trajectory.
+    """
+
+    nh: int = 10
+    eta: float = 0.03
+    batch_size: int = 10
+    epochs: int = 150
+    seed: int = 0
+    dtype: Literal["float32", "float64"] = "float32"
+    device: Literal["cpu", "gpu", "tpu"] | None = None
+    loss_reduction: Literal["mean", "sum"] = "mean"
+    precision: Literal["highest", "native"] = "highest"
+    init: Literal["lab", "native"] = "lab"
+    model: Literal["lab", "double_softmax"] = "lab"
+    fuse: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("nh", "batch_size", "epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise KitError(f"TrainConfig.{name} must be a positive integer, got {value!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise KitError(f"TrainConfig.seed must be a non-negative integer, got {self.seed!r}.")
+        if (
+            isinstance(self.eta, bool)
+            or not isinstance(self.eta, (int, float))
+            or not self.eta > 0
+            or self.eta == float("inf")
+        ):
+            raise KitError(f"TrainConfig.eta must be a positive finite number, got {self.eta!r}.")
+        for name, choices in (
+            ("dtype", DTYPES),
+            ("loss_reduction", LOSS_REDUCTIONS),
+            ("precision", PRECISIONS),
+            ("init", INITS),
+            ("model", MODELS),
+        ):
+            if getattr(self, name) not in choices:
+                raise KitError(f"TrainConfig.{name} must be one of {choices}, got {getattr(self, name)!r}.")
+        if self.device is not None and self.device not in DEVICES:
+            raise KitError(f"TrainConfig.device must be None or one of {DEVICES}, got {self.device!r}.")
+        if not isinstance(self.fuse, bool):
+            raise KitError(f"TrainConfig.fuse must be True or False, got {self.fuse!r}.")
+
+    def replace(self, **changes: object) -> TrainConfig:
+        """A copy with ``changes`` applied (and validated)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise KitError(f"TrainConfig has no field {', '.join(sorted(unknown))}.")
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def mnist(cls, **changes: object) -> TrainConfig:
+        """The lab's MNIST settings (section 2.5): nh=100, batch 100, eta 0.03, 100 epochs."""
+        return cls(nh=100, batch_size=100, eta=0.03, epochs=100).replace(**changes)
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,177 @@
+"""Datasets: the shipped circles data, files in the lab's format, and their checks.
+
+Every loader returns a :class:`Dataset` of float64 arrays with one-hot labels,
+after checking shapes, labels and values, so no framework ever sees bad data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from frameworks._errors import KitError, unknown
+
+# SHA-256 of the files the kit ships in ``shared_data/`` (see ``generate_circles.py``).
+CHECKSUMS = {
+    "circles.npz": "f0edfc8956909efec4a304692bf4d685bda23b91a79cb4c8d781d06961652b5b",
+}
+KEYS = ("Xtrain", "Ytrain", "Xtest", "Ytest")
+
+
+class Dataset(NamedTuple):
+    """Train and test splits: ``X`` (n, nx) float64, ``Y`` (n, ny) one-hot float64."""
+
+    Xtrain: np.ndarray
+    Ytrain: np.ndarray
+    Xtest: np.ndarray
+    Ytest: np.ndarray
+    name: str
+
+    @property
+    def nx(self) -> int:
+        return self.Xtrain.shape[1]
+
+    @property
+    def ny(self) -> int:
+        return self.Ytrain.shape[1]
+
+
+def shipped_file(filename: str) -> Path:
+    """Path of a data file the kit ships, verified against its checksum."""
+    path = Path(str(resources.files("shared_data").joinpath(filename)))
+    if not path.is_file():
+        raise KitError(f"the shipped data file {filename} is missing from {path.parent}; reinstall the kit.")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != CHECKSUMS[filename]:
+        raise KitError(
+            f"the shipped data file {path} is corrupted: its SHA-256 is {digest}, expected "
+            f"{CHECKSUMS[filename]}. Rebuild it with `python -m shared_data.generate_circles` or reinstall the kit."
+        )
+    return path
+
+
+def load_dataset(name_or_path: str | Path, *, path: str | Path | None = None) -> Dataset:
+    """Load a dataset by name or from a file.
+
+    Args:
+      name_or_path: ``"circles"`` (the kit's own 2-D data, shipped in
+        ``shared_data/``), ``"digits"`` (scikit-learn's 8x8 handwritten digits,
+        see :func:`frameworks.load_digits`), ``"mnist"`` (the IDX files or the
+        lab's ``mnist.mat`` under ``path``), or the path of a ``.mat`` or
+        ``.npz`` file with keys ``Xtrain, Ytrain, Xtest, Ytest`` (labels one-hot
+        or integer class ids).
+      path: for ``"mnist"``: the folder of the four IDX files or a ``.mat`` file.
+
+    Raises:
+      KitError: unknown name, missing or corrupted file, arrays of the wrong
+        shape, labels that are not one-hot, NaN or infinite values.
+    """
+    name = str(name_or_path)
+    if name == "circles":
+        return from_arrays(_read_arrays(shipped_file("circles.npz")), name="circles")
+    if name == "digits":
+        from frameworks._mnist import load_digits
+
+        return load_digits()
+    if name == "mnist":
+        from frameworks._mnist import load_mnist
+
+        if path is None:
+            raise KitError("load_dataset('mnist') needs path=: the folder of the four IDX files or an mnist.mat file.")
+        return load_mnist(path)
+    file = Path(name_or_path)
+    if file.suffix in (".mat", ".npz"):
+        if not file.is_file():
+            raise KitError(f"no dataset file at {file}.")
+        return from_arrays(_read_arrays(file), name=file.stem)
+    raise unknown("dataset", name, ["circles", "digits", "mnist", "<path>.mat", "<path>.npz"])
+
+
+def _read_arrays(file: Path) -> dict[str, np.ndarray]:
+    try:
+        if file.suffix == ".mat":
+            import scipy.io
+
+            raw = scipy.io.loadmat(file)
+        else:
+            with np.load(file, allow_pickle=False) as npz:
+                raw = {key: npz[key] for key in npz.files}
+    except Exception as err:  # any reader failure is a bad file for the user
+        raise KitError(f"cannot read {file}: {type(err).__name__}: {err}") from None
+    missing = [key for key in KEYS if key not in raw]
+    if missing:
+        raise KitError(f"{file} lacks the keys {missing}; a dataset file holds {KEYS}.")
+    return {key: raw[key] for key in KEYS}
+
+
+def from_arrays(arrays: dict[str, object], *, name: str) -> Dataset:
+    """A checked :class:`Dataset` from the four arrays (labels one-hot or integer ids)."""
+    Xtrain = check_features(arrays["Xtrain"], f"{name}: Xtrain")
+    Xtest = check_features(arrays["Xtest"], f"{name}: Xtest")
+    if Xtrain.shape[1] != Xtest.shape[1]:
+        raise KitError(f"{name}: Xtrain has {Xtrain.shape[1]} features but Xtest has {Xtest.shape[1]}.")
+    ny = _num_classes(arrays["Ytrain"], arrays["Ytest"])
+    Ytrain = check_labels(arrays["Ytrain"], f"{name}: Ytrain", rows=len(Xtrain), ny=ny)
+    Ytest = check_labels(arrays["Ytest"], f"{name}: Ytest", rows=len(Xtest), ny=ny)
+    return Dataset(Xtrain, Ytrain, Xtest, Ytest, name)
+
+
+def check_features(X: object, what: str) -> np.ndarray:
+    """``X`` as a finite, non-empty (n, nx) float64 array."""
+    try:
+        X = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise KitError(f"{what} is not a numeric array: {err}") from None
+    if X.ndim != 2:
+        raise KitError(f"{what} must be 2-D (samples, features), got shape {X.shape}.")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise KitError(f"{what} is empty (shape {X.shape}); each split needs at least one sample and one feature.")
+    if not np.all(np.isfinite(X)):
+        raise KitError(f"{what} holds {np.count_nonzero(~np.isfinite(X))} NaN or infinite values.")
+    return X
+
+
+def check_labels(Y: object, what: str, *, rows: int, ny: int | None = None) -> np.ndarray:
+    """``Y`` as an (n, ny) one-hot float64 array; integer class ids (n,) are one-hot encoded."""
+    try:
+        Y = np.asarray(Y)
+    except (TypeError, ValueError) as err:
+        raise KitError(f"{what} is not an array: {err}") from None
+    if Y.ndim == 1 or (Y.ndim == 2 and Y.shape[1] == 1 and (ny or 0) > 1):
+        Y = Y.reshape(-1)
+        if not np.all(np.isfinite(Y.astype(np.float64, copy=False))) or np.any(Y != np.round(Y)) or np.any(Y < 0):
+            raise KitError(f"{what}: integer labels must be class ids 0, 1, ..., got {np.unique(Y)[:10]}.")
+        ids = Y.astype(np.int64)
+        ny = ny or int(ids.max()) + 1
+        if ids.size and ids.max() >= ny:
+            raise KitError(f"{what}: label {ids.max()} is out of range for {ny} classes.")
+        Y = np.eye(ny)[ids]
+    if Y.ndim != 2:
+        raise KitError(f"{what} must be one-hot (samples, classes) or class ids (samples,), got shape {Y.shape}.")
+    if Y.shape[0] != rows:
+        raise KitError(f"{what} has {Y.shape[0]} rows but X has {rows}: each sample needs one label.")
+    if ny is not None and Y.shape[1] != ny:
+        raise KitError(f"{what} has {Y.shape[1]} classes, expected {ny}.")
+    try:
+        Y = Y.astype(np.float64)
+    except (TypeError, ValueError) as err:
+        raise KitError(f"{what} is not numeric: {err}") from None
+    if not np.all((Y == 0) | (Y == 1)) or not np.all(Y.sum(axis=1) == 1):
+        raise KitError(f"{what} is not one-hot: every row must hold a single 1 and zeros elsewhere.")
+    return Y
+
+
+def _num_classes(*Ys: object) -> int | None:
+    """The class count implied by integer labels, or None when labels are one-hot."""
+    arrays = [np.asarray(Y) for Y in Ys]
+    if all(a.ndim == 2 and a.shape[1] > 1 for a in arrays):
+        return arrays[0].shape[1]
+    ids = [a.reshape(-1) for a in arrays if a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1)]
+    try:
+        return int(max(np.max(i) for i in ids if i.size)) + 1
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,164 @@
+"""The training loop and the gradient check every implementation shares.
+
+Framework-neutral: it draws the batch order, moves the data once, runs the
+stage's epochs through its backend, records the history, stops on divergence,
+and returns canonical parameters. The stage module supplies the mechanics.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from frameworks._batches import BatchOrder
+from frameworks._config import TrainConfig
+from frameworks._data import Dataset, check_features, check_labels
+from frameworks._errors import KitError
+from frameworks._params import Params, check_params, init_params
+
+if TYPE_CHECKING:
+    from frameworks._registry import Implementation
+
+METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
+
+
+@dataclass
+class TrainResult:
+    """What a run leaves: canonical parameters, the per-epoch history, and how it went.
+
+    ``history[m][k]`` is metric ``m`` (train_loss, train_acc, test_loss,
+    test_acc; accuracy a fraction) after epoch ``k + 1``. ``diverged`` holds the
+    epoch whose loss became NaN or infinite; the run stopped there and ``params``
+    and ``history`` are those of the last finite epoch.
+    """
+
+    implementation: str
+    config: TrainConfig
+    params: Params
+    history: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METRICS})
+    wall_time: float = 0.0
+    diverged: int | None = None
+    batch_order_state: dict[str, Any] | None = None
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history["train_loss"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "implementation": self.implementation,
+            "config": self.config.to_dict(),
+            "history": self.history,
+            "wall_time": self.wall_time,
+            "diverged": self.diverged,
+            "params": {name: value.tolist() for name, value in self.params.items()},
+        }
+
+
+def check_batch(params: Mapping[str, Any], X: Any, Y: Any) -> tuple[Params, np.ndarray, np.ndarray]:
+    """Validated canonical ``params`` and a batch ``X`` (B, nx), ``Y`` (B, ny) that fits them."""
+    params = check_params(params)
+    X = check_features(X, "X")
+    nh, nx = params["Wh"].shape
+    ny = params["Wy"].shape[0]
+    if X.shape[1] != nx:
+        raise KitError(f"X has {X.shape[1]} features but the parameters expect nx={nx} (Wh is {params['Wh'].shape}).")
+    Y = check_labels(Y, "Y", rows=len(X), ny=ny)
+    return params, X, Y
+
+
+def gradients(
+    impl: Implementation,
+    params: Mapping[str, Any],
+    X: Any,
+    Y: Any,
+    *,
+    dtype: str = "float64",
+    device: str | None = None,
+    loss_reduction: str = "mean",
+    precision: str = "highest",
+) -> tuple[float, Params]:
+    """Mean loss of a batch and its gradients by ``impl``'s own mechanism, canonical float64."""
+    params, X, Y = check_batch(params, X, Y)
+    config = TrainConfig(
+        nh=params["Wh"].shape[0], dtype=dtype, device=device, loss_reduction=loss_reduction, precision=precision
+    )
+    stage, backend = impl.module, impl.module.backend
+    with backend.scope(config):
+        dev = backend.resolve_device(config.device)
+        state = stage.prepare(params, config, dev)
+        L, grads = stage.gradients(
+            state, backend.asarray(X, dtype, dev), backend.asarray(Y, dtype, dev), reduction=loss_reduction
+        )
+        return float(L), {name: backend.to_numpy(grads[name]) for name in ("Wh", "bh", "Wy", "by")}
+
+
+def fit(
+    impl: Implementation,
+    dataset: Dataset,
+    config: TrainConfig,
+    *,
+    params: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> TrainResult:
+    """Train ``impl`` on ``dataset`` with ``config``; see :meth:`Implementation.train`."""
+    if not isinstance(dataset, Dataset):
+        raise KitError(f"dataset must be a frameworks.Dataset (from load_dataset), got {type(dataset).__name__}.")
+    if not isinstance(config, TrainConfig):
+        raise KitError(f"config must be a frameworks.TrainConfig, got {type(config).__name__}.")
+    stage, backend = impl.module, impl.module.backend
+    if config.model != "lab" and impl.id not in _module_stages():
+        raise KitError(
+            f"model={config.model!r} needs a model object; {impl.id} has none. Use one of {_module_stages()}."
+        )
+    if params is None:
+        init = init_params if config.init == "lab" else backend.native_init
+        params = init(dataset.nx, config.nh, dataset.ny, seed=config.seed)
+    params, _, _ = check_batch(params, dataset.Xtrain[:1], dataset.Ytrain[:1])
+    if params["Wh"].shape[0] != config.nh:
+        raise KitError(f"params have nh={params['Wh'].shape[0]} hidden units but config.nh={config.nh}.")
+    order = BatchOrder(len(dataset.Xtrain), config.batch_size, seed=config.seed)
+    result = TrainResult(impl.id, config, params)
+
+    start = time.perf_counter()
+    with backend.scope(config):
+        device = backend.resolve_device(config.device)
+        data = tuple(backend.asarray(a, config.dtype, device) for a in dataset[:4])
+        state = stage.prepare(params, config, device)
+        run_epoch = backend.epoch_runner(stage.make_step(config), stage.evaluate, fuse=config.fuse)
+        epochs = range(config.epochs)
+        if progress:
+            from tqdm.auto import tqdm
+
+            epochs = tqdm(epochs, desc=impl.id, unit="epoch", leave=False)
+        for epoch in epochs:
+            state, metrics = run_epoch(state, data, order.next_epoch())
+            if not all(math.isfinite(m) for m in metrics):
+                result.diverged = epoch + 1
+                warnings.warn(
+                    f"{impl.id}: the loss became NaN or infinite at epoch {epoch + 1}; training stopped there. "
+                    f"The result keeps the parameters and history of epoch {epoch} (try a smaller eta).",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                break
+            for name, value in zip(METRICS, metrics):
+                result.history[name].append(value)
+            result.params = stage.export(state)  # the last finite parameters, kept if a later epoch diverges
+            if progress:
+                epochs.set_postfix(loss=f"{metrics[0]:.4f}", test_acc=f"{metrics[3]:.3f}")
+    result.wall_time = time.perf_counter() - start
+    result.batch_order_state = order.state
+    return result
+
+
+def _module_stages() -> tuple[str, ...]:
+    from frameworks._registry import MODULE_STAGES
+
+    return MODULE_STAGES

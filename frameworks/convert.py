@@ -1,0 +1,87 @@
+"""Weight conversion: canonical <-> PyTorch ``state_dict`` <-> Flax parameters.
+
+The canonical layout is the lab's, which is PyTorch ``nn.Linear``'s: a weight
+is (out, in). Flax's ``Linear`` stores a kernel (in, out). The one transpose
+between the two lives in :func:`_swap_in_out`; every conversion goes through it,
+so a kernel can never be loaded without it by accident. All round trips are exact
+(a transpose moves numbers, it does not round them).
+
+The module is framework-neutral: it reads tensors and arrays by duck typing and
+imports PyTorch only to build a ``state_dict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from frameworks._params import Params, check_params
+
+# torch.nn.Sequential(Linear, Tanh, Linear) and nnx.Sequential(Linear, tanh, Linear):
+# the two Linear layers sit at positions 0 and 2.
+_LAYERS = {0: ("Wh", "bh"), 2: ("Wy", "by")}
+
+
+def _numpy(x: Any) -> np.ndarray:
+    """A tensor or array as float64 NumPy (a torch tensor is detached and moved to the CPU)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _swap_in_out(w: np.ndarray) -> np.ndarray:
+    """(out, in) <-> (in, out): the only transpose between PyTorch's and Flax's layouts."""
+    return np.ascontiguousarray(np.asarray(w).T)
+
+
+def to_torch_state_dict(params: Mapping[str, Any], *, dtype: Any = None) -> dict[str, Any]:
+    """Canonical parameters as the ``state_dict`` of ``Sequential(Linear, Tanh, Linear)``."""
+    import torch
+
+    params = check_params(params)
+    dtype = dtype or torch.float64
+    state = {}
+    for layer, (W, b) in _LAYERS.items():
+        state[f"{layer}.weight"] = torch.tensor(params[W], dtype=dtype)
+        state[f"{layer}.bias"] = torch.tensor(params[b], dtype=dtype)
+    return state
+
+
+def from_torch_state_dict(state_dict: Mapping[str, Any], *, check: bool = True) -> Params:
+    """Canonical parameters from the ``state_dict`` of ``Sequential(Linear, Tanh, Linear)``.
+
+    ``check=False`` skips the validation (for gradients, which may be anything).
+    """
+    params = {}
+    for layer, (W, b) in _LAYERS.items():
+        params[W] = _numpy(state_dict[f"{layer}.weight"])
+        params[b] = _numpy(state_dict[f"{layer}.bias"])
+    return check_params(params) if check else params
+
+
+def to_flax_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Canonical parameters as the pure dict of ``nnx.Sequential(Linear, tanh, Linear)``.
+
+    Load it with ``nnx.replace_by_pure_dict(state, to_flax_params(params))``.
+    """
+    params = check_params(params)
+    return {
+        "layers": {
+            layer: {"kernel": _swap_in_out(params[W]), "bias": params[b].copy()} for layer, (W, b) in _LAYERS.items()
+        }
+    }
+
+
+def from_flax_params(flax_params: Mapping[str, Any], *, check: bool = True) -> Params:
+    """Canonical parameters from the pure dict (``nnx.to_pure_dict``) of the Flax model.
+
+    ``check=False`` skips the validation (for gradients, which may be anything).
+    """
+    layers = flax_params["layers"]
+    params = {}
+    for layer, (W, b) in _LAYERS.items():
+        params[W] = _swap_in_out(_numpy(layers[layer]["kernel"]))
+        params[b] = _numpy(layers[layer]["bias"])
+    return check_params(params) if check else params

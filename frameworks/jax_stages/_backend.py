@@ -1,0 +1,128 @@
+"""What the four JAX stages share: devices, x64, precision, conversion, the jitted epoch.
+
+x64 is handled here, per call: a float64 run executes inside
+``jax.enable_x64(True)`` and a float32 run inside ``jax.enable_x64(False)``,
+so the kit never flips the caller's global setting. Float32 matrix products run
+at precision "highest" (true float32, no TF32 or bfloat16 passes) unless the
+config asks for the framework's native precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from frameworks import convert
+from frameworks._config import TrainConfig
+from frameworks._errors import KitError
+from frameworks._params import Params
+
+NAME = "jax"
+DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+_PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "tpu": "tpu"}
+
+
+def devices() -> list[str]:
+    """The kit's names of the devices JAX sees here ("cpu" first)."""
+    seen = ["cpu"]
+    for name in ("gpu", "tpu"):
+        try:
+            jax.devices(name)
+        except RuntimeError:
+            continue
+        seen.append(name)
+    return seen
+
+
+def resolve_device(name: str | None) -> jax.Device:
+    """``None`` is JAX's default device (a GPU or TPU when there is one), else the first of that kind."""
+    if name is None:
+        return jax.devices()[0]
+    try:
+        return jax.devices(_PLATFORMS[name])[0]
+    except (RuntimeError, KeyError):
+        raise KitError(f"JAX sees no {name!r} device here; it sees {devices()}.") from None
+
+
+@contextlib.contextmanager
+def scope(config: TrainConfig) -> Iterator[None]:
+    """x64 on exactly for float64 runs, and the config's matmul precision, restored on exit."""
+    if config.dtype == "float64" and (config.device or jax.default_backend()) == "tpu":
+        raise KitError("float64 is not supported on TPUs; use dtype='float32' or device='cpu'.")
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(jax.enable_x64(config.dtype == "float64"))
+        if config.precision == "highest":
+            stack.enter_context(jax.default_matmul_precision("highest"))
+        yield
+
+
+def asarray(a: np.ndarray, dtype: str, device: jax.Device) -> jax.Array:
+    return jax.device_put(np.asarray(a, dtype=DTYPES[dtype]), device)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    return np.asarray(jax.device_get(x), dtype=np.float64)
+
+
+def from_canonical(params: Params, dtype: str, device: jax.Device | None) -> dict[str, jax.Array]:
+    """Canonical parameters as JAX arrays in the same (PyTorch) layout: nothing is transposed."""
+    return {name: asarray(value, dtype, device or resolve_device(None)) for name, value in params.items()}
+
+
+def native_init(nx: int, nh: int, ny: int, *, seed: int) -> Params:
+    """Flax's own default init (``nnx.Linear``: LeCun-normal kernels, zero biases)."""
+    from flax import nnx
+
+    rngs = nnx.Rngs(seed)
+    model = nnx.Sequential(nnx.Linear(nx, nh, rngs=rngs), nnx.tanh, nnx.Linear(nh, ny, rngs=rngs))
+    return convert.from_flax_params(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+
+
+Step = Callable[[Any, jax.Array, jax.Array], Any]
+Evaluate = Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+
+
+def epoch_runner(step: Step, evaluate: Evaluate, *, fuse: bool) -> Callable:
+    """``run(state, data, batches) -> (state, metrics)``: one epoch of the pure ``step`` in the
+    shared batch order, then the loss and accuracy on the train and test sets.
+
+    ``fuse=True``: the whole epoch is one jitted function, the batches a ``lax.scan``.
+    ``fuse=False``: one jitted step a batch, called from Python (the same numbers, slower).
+    """
+
+    def metrics_of(state: Any, data: tuple[jax.Array, ...]) -> jax.Array:
+        Xtrain, Ytrain, Xtest, Ytest = data
+        return jnp.stack([*evaluate(state, Xtrain, Ytrain), *evaluate(state, Xtest, Ytest)])
+
+    if fuse:
+
+        @jax.jit
+        def fused(state: Any, data: tuple[jax.Array, ...], batches: jax.Array) -> tuple[Any, jax.Array]:
+            Xtrain, Ytrain = data[:2]
+
+            def body(state: Any, rows: jax.Array) -> tuple[Any, None]:
+                return step(state, Xtrain[rows], Ytrain[rows]), None
+
+            state, _ = jax.lax.scan(body, state, batches)
+            return state, metrics_of(state, data)
+
+        def run(state: Any, data: tuple[jax.Array, ...], batches: np.ndarray) -> tuple[Any, list[float]]:
+            state, metrics = fused(state, data, batches)
+            return state, np.asarray(metrics, dtype=np.float64).tolist()
+
+        return run
+
+    step_on_rows = jax.jit(lambda state, X, Y, rows: step(state, X[rows], Y[rows]))
+    jitted_metrics = jax.jit(metrics_of)
+
+    def run(state: Any, data: tuple[jax.Array, ...], batches: np.ndarray) -> tuple[Any, list[float]]:
+        for rows in batches:
+            state = step_on_rows(state, data[0], data[1], rows)
+        return state, np.asarray(jitted_metrics(state, data), dtype=np.float64).tolist()
+
+    return run

@@ -1,0 +1,113 @@
+"""Stage 3 (JAX): the model as a Flax NNX module, the loss from Optax.
+
+The twin of ``torch_stages/stage3_nn.py``: ``nnx.Sequential(Linear, tanh,
+Linear)`` outputs the logits and ``optax.softmax_cross_entropy`` applies
+log-softmax itself, as ``nn.CrossEntropyLoss`` does. The update is still
+written by hand.
+
+Two differences from PyTorch, both handled here:
+
+* a Flax ``Linear`` stores its kernel (in, out), the transpose of PyTorch's
+  weight: loading goes through ``frameworks.convert`` (the one transpose);
+* NNX modules are Python objects; to jit and scan the training step the model
+  is split once into a static ``graphdef`` and a pytree of ``params``
+  (``nnx.split``), and merged back inside the traced function. The hot loop
+  then pays no Python overhead per step.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx, struct
+
+from frameworks import convert
+from frameworks._config import TrainConfig
+from frameworks._params import Params
+from frameworks.jax_stages import _backend as backend
+
+
+def init_model(params: Params, *, dtype: str = "float32", model: str = "lab") -> nnx.Sequential:
+    """The MLP, loaded with the kit's canonical parameters."""
+    nh, nx = params["Wh"].shape
+    ny = params["Wy"].shape[0]
+    rngs, jdtype = nnx.Rngs(0), backend.DTYPES[dtype]  # the random init is overwritten below
+    layers = [
+        nnx.Linear(nx, nh, dtype=jdtype, param_dtype=jdtype, rngs=rngs),
+        nnx.tanh,
+        nnx.Linear(nh, ny, dtype=jdtype, param_dtype=jdtype, rngs=rngs),
+    ]
+    if model == "double_softmax":
+        layers.append(jax.nn.softmax)  # the trap: the loss softmaxes again
+    mlp = nnx.Sequential(*layers)
+    state = nnx.state(mlp, nnx.Param)
+    nnx.replace_by_pure_dict(state, jax.tree.map(lambda a: jnp.asarray(a, jdtype), convert.to_flax_params(params)))
+    nnx.update(mlp, state)
+    return mlp
+
+
+def loss_accuracy(Ytilde: jax.Array, Y: jax.Array, *, reduction: str = "mean") -> tuple[jax.Array, jax.Array]:
+    """Softmax cross-entropy of the logits (mean, or summed over the batch) and the accuracy."""
+    losses = optax.softmax_cross_entropy(Ytilde, Y)
+    L = losses.mean() if reduction == "mean" else losses.sum()
+    acc = (Ytilde.argmax(axis=1) == Y.argmax(axis=1)).astype(Ytilde.dtype).mean()
+    return L, acc
+
+
+def sgd(params: nnx.State, grads: nnx.State, eta: float) -> nnx.State:
+    return jax.tree.map(lambda p, g: p - eta * g, params, grads)
+
+
+# The kit's contract: what frameworks.get("jax/flax") runs.
+
+
+@struct.dataclass
+class State:
+    """The model split for jit: the static ``graphdef`` and the ``params`` pytree."""
+
+    graphdef: Any = struct.field(pytree_node=False)
+    params: nnx.State
+
+
+def loss(params: nnx.State, graphdef: Any, X: jax.Array, Y: jax.Array, reduction: str) -> tuple[jax.Array, jax.Array]:
+    """The loss to differentiate, with the mean loss as aux."""
+    model = nnx.merge(graphdef, params)
+    Ytilde = model(X)
+    L, _ = loss_accuracy(Ytilde, Y, reduction=reduction)
+    return L, loss_accuracy(Ytilde, Y)[0]
+
+
+@partial(jax.jit, static_argnames="reduction")
+def gradients(state: State, X: jax.Array, Y: jax.Array, *, reduction: str) -> tuple[jax.Array, nnx.State]:
+    (_, L), grads = jax.value_and_grad(loss, has_aux=True)(state.params, state.graphdef, X, Y, reduction)
+    return L, grads
+
+
+def prepare(params: Params, config: TrainConfig, device: jax.Device) -> State:
+    graphdef, flax_params = nnx.split(init_model(params, dtype=config.dtype, model=config.model), nnx.Param)
+    return State(graphdef, jax.device_put(flax_params, device))
+
+
+def make_step(config: TrainConfig):
+    def step(state: State, X: jax.Array, Y: jax.Array) -> State:
+        _, grads = gradients(state, X, Y, reduction=config.loss_reduction)
+        return state.replace(params=sgd(state.params, grads, config.eta))
+
+    return step
+
+
+def evaluate(state: State, X: jax.Array, Y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return loss_accuracy(nnx.merge(state.graphdef, state.params)(X), Y)
+
+
+def canonical(flax_params: nnx.State) -> Params:
+    """Parameters (or gradients) of the model in the canonical layout."""
+    return convert.from_flax_params(nnx.to_pure_dict(flax_params), check=False)
+
+
+def export(state: State) -> Params:
+    return canonical(state.params)

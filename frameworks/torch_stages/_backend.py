@@ -1,0 +1,97 @@
+"""What the four PyTorch stages share: devices, dtypes, precision, conversion, the epoch loop."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from frameworks import convert
+from frameworks._config import TrainConfig
+from frameworks._errors import KitError
+from frameworks._params import Params
+
+NAME = "torch"
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def devices() -> list[str]:
+    """The kit's names of the devices PyTorch sees here."""
+    return ["cpu"] + (["gpu"] if torch.cuda.is_available() else [])
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """``None`` is PyTorch's default device (the CPU); "gpu" is the first CUDA device."""
+    if name is None or name == "cpu":
+        return torch.device("cpu")
+    if name == "gpu" and torch.cuda.is_available():
+        return torch.device("cuda", 0)
+    raise KitError(f"PyTorch sees no {name!r} device here; it sees {devices()}.")
+
+
+@contextlib.contextmanager
+def scope(config: TrainConfig) -> Iterator[None]:
+    """Run under the config's precision: "highest" turns TF32 off for float32 matrix products.
+
+    PyTorch needs nothing for float64; the previous precision setting is restored on exit.
+    """
+    matmul = torch.backends.cuda.matmul
+    before = matmul.fp32_precision
+    if config.precision == "highest":
+        matmul.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        matmul.fp32_precision = before
+
+
+def asarray(a: np.ndarray, dtype: str, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a), dtype=DTYPES[dtype], device=device)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A tensor (or array) as a float64 NumPy array, off the device and the graph."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().to("cpu", torch.float64).numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def from_canonical(params: Params, dtype: str, device: torch.device) -> dict[str, torch.Tensor]:
+    """Canonical parameters as tensors; the lab's layout is PyTorch's, so nothing is transposed."""
+    return {name: asarray(value, dtype, device) for name, value in params.items()}
+
+
+def native_init(nx: int, nh: int, ny: int, *, seed: int) -> Params:
+    """PyTorch's own default init (``nn.Linear``: Kaiming-uniform weights, uniform biases)."""
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        model = torch.nn.Sequential(torch.nn.Linear(nx, nh), torch.nn.Tanh(), torch.nn.Linear(nh, ny))
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return convert.from_torch_state_dict(model.state_dict())
+
+
+Step = Callable[[Any, torch.Tensor, torch.Tensor], Any]
+Evaluate = Callable[[Any, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def epoch_runner(step: Step, evaluate: Evaluate, *, fuse: bool) -> Callable:
+    """``run(state, data, batches) -> (state, metrics)``: one epoch of ``step`` in the shared
+    batch order, then the loss and accuracy on the train and test sets.
+
+    PyTorch runs eagerly, a step a batch (``fuse`` is JAX's; it changes nothing here).
+    """
+    del fuse
+
+    def run(state: Any, data: tuple[torch.Tensor, ...], batches: np.ndarray) -> tuple[Any, list[float]]:
+        Xtrain, Ytrain, Xtest, Ytest = data
+        for rows in torch.as_tensor(batches, device=Xtrain.device):
+            state = step(state, Xtrain[rows], Ytrain[rows])
+        metrics = (*evaluate(state, Xtrain, Ytrain), *evaluate(state, Xtest, Ytest))
+        return state, [float(m) for m in metrics]
+
+    return run

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# The main job: train and compare all eight implementations on the shipped circles data.
+# Extra arguments go to `python -m frameworks compare` (see --help).
+source "$(dirname "$0")/_setup.sh"
+exec python -m frameworks compare --dataset circles "$@"
