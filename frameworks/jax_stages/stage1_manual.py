@@ -91,5 +91,9 @@ def evaluate(params: dict, X: jax.Array, Y: jax.Array) -> tuple[jax.Array, jax.A
     return loss_accuracy(Yhat, Y)
 
 
+def trace(params: dict, X: jax.Array) -> dict:
+    return forward(params, X)[1]
+
+
 def export(params: dict) -> Params:
     return {name: backend.to_numpy(value) for name, value in params.items()}

@@ -24,11 +24,14 @@ def init_params(params: Params, *, dtype: str = "float32", device: jax.Device | 
     return backend.from_canonical(params, dtype, device)
 
 
-def forward(params: dict, X: jax.Array) -> jax.Array:
+def forward(params: dict, X: jax.Array) -> tuple[jax.Array, dict]:
+    """Stage 1's forward, unchanged: ``jax.grad`` differentiates any function built from it."""
     htilde = X @ params["Wh"].T + params["bh"]
     h = jnp.tanh(htilde)
     ytilde = h @ params["Wy"].T + params["by"]
-    return jax.nn.softmax(ytilde, axis=1)
+    yhat = jax.nn.softmax(ytilde, axis=1)
+    outputs = {"X": X, "htilde": htilde, "h": h, "ytilde": ytilde, "yhat": yhat}
+    return yhat, outputs
 
 
 def loss_accuracy(Yhat: jax.Array, Y: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -47,7 +50,8 @@ def sgd(params: dict, grads: dict, eta: float) -> dict:
 
 def loss(params: dict, X: jax.Array, Y: jax.Array, reduction: str) -> tuple[jax.Array, jax.Array]:
     """The loss to differentiate (mean, or summed as in the cheat-sheet), and the mean loss as aux."""
-    L, _ = loss_accuracy(forward(params, X), Y)
+    Yhat, _ = forward(params, X)
+    L, _ = loss_accuracy(Yhat, Y)
     return (L if reduction == "mean" else L * Y.shape[0]), L
 
 
@@ -70,7 +74,12 @@ def make_step(config: TrainConfig):
 
 
 def evaluate(params: dict, X: jax.Array, Y: jax.Array) -> tuple[jax.Array, jax.Array]:
-    return loss_accuracy(forward(params, X), Y)
+    Yhat, _ = forward(params, X)
+    return loss_accuracy(Yhat, Y)
+
+
+def trace(params: dict, X: jax.Array) -> dict:
+    return forward(params, X)[1]
 
 
 def export(params: dict) -> Params:

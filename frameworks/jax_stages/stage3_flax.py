@@ -82,9 +82,15 @@ def loss(params: nnx.State, graphdef: Any, X: jax.Array, Y: jax.Array, reduction
 
 
 @partial(jax.jit, static_argnames="reduction")
-def gradients(state: State, X: jax.Array, Y: jax.Array, *, reduction: str) -> tuple[jax.Array, nnx.State]:
+def grads_of(state: State, X: jax.Array, Y: jax.Array, *, reduction: str) -> tuple[jax.Array, nnx.State]:
+    """The mean loss and the gradients, a pytree shaped like ``state.params``."""
     (_, L), grads = jax.value_and_grad(loss, has_aux=True)(state.params, state.graphdef, X, Y, reduction)
     return L, grads
+
+
+def gradients(state: State, X: jax.Array, Y: jax.Array, *, reduction: str) -> tuple[jax.Array, Params]:
+    L, grads = grads_of(state, X, Y, reduction=reduction)
+    return L, canonical(grads)
 
 
 def prepare(params: Params, config: TrainConfig, device: jax.Device) -> State:
@@ -94,7 +100,7 @@ def prepare(params: Params, config: TrainConfig, device: jax.Device) -> State:
 
 def make_step(config: TrainConfig):
     def step(state: State, X: jax.Array, Y: jax.Array) -> State:
-        _, grads = gradients(state, X, Y, reduction=config.loss_reduction)
+        _, grads = grads_of(state, X, Y, reduction=config.loss_reduction)
         return state.replace(params=sgd(state.params, grads, config.eta))
 
     return step
@@ -102,6 +108,15 @@ def make_step(config: TrainConfig):
 
 def evaluate(state: State, X: jax.Array, Y: jax.Array) -> tuple[jax.Array, jax.Array]:
     return loss_accuracy(nnx.merge(state.graphdef, state.params)(X), Y)
+
+
+def trace(state: State, X: jax.Array) -> dict:
+    """The intermediates, layer by layer (for the first-divergence view)."""
+    linear_h, tanh, linear_y = nnx.merge(state.graphdef, state.params).layers[:3]
+    htilde = linear_h(X)
+    h = tanh(htilde)
+    ytilde = linear_y(h)
+    return {"X": X, "htilde": htilde, "h": h, "ytilde": ytilde, "yhat": jax.nn.softmax(ytilde, axis=1)}
 
 
 def canonical(flax_params: nnx.State) -> Params:

@@ -19,7 +19,7 @@ from flax import nnx, struct
 from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks.jax_stages import _backend as backend
-from frameworks.jax_stages.stage3_flax import canonical, evaluate, gradients, init_model
+from frameworks.jax_stages.stage3_flax import canonical, evaluate, gradients, grads_of, init_model, trace
 
 
 def init_optimizer(eta: float) -> optax.GradientTransformation:
@@ -48,7 +48,7 @@ def prepare(params: Params, config: TrainConfig, device: jax.Device) -> State:
 
 def make_step(config: TrainConfig):
     def step(state: State, X: jax.Array, Y: jax.Array) -> State:
-        _, grads = gradients(state, X, Y, reduction=config.loss_reduction)
+        _, grads = grads_of(state, X, Y, reduction=config.loss_reduction)
         updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
         return state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state)
 
@@ -59,4 +59,4 @@ def export(state: State) -> Params:
     return canonical(state.params)
 
 
-__all__ = ["State", "backend", "evaluate", "export", "gradients", "init_optimizer", "make_step", "prepare"]
+__all__ = ["State", "backend", "evaluate", "export", "gradients", "init_optimizer", "make_step", "prepare", "trace"]

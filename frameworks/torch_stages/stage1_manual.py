@@ -86,5 +86,9 @@ def evaluate(params: dict, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tens
     return loss_accuracy(Yhat, Y)
 
 
+def trace(params: dict, X: torch.Tensor) -> dict:
+    return forward(params, X)[1]
+
+
 def export(params: dict) -> Params:
     return {name: backend.to_numpy(value) for name, value in params.items()}

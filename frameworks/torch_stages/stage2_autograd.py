@@ -20,11 +20,14 @@ def init_params(params: Params, *, dtype: str = "float32", device: torch.device 
     return {name: value.requires_grad_(True) for name, value in tensors.items()}
 
 
-def forward(params: dict, X: torch.Tensor) -> torch.Tensor:
+def forward(params: dict, X: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Stage 1's forward, unchanged: autograd records it because the parameters require grad."""
     htilde = X @ params["Wh"].T + params["bh"]
     h = torch.tanh(htilde)
     ytilde = h @ params["Wy"].T + params["by"]
-    return torch.softmax(ytilde, dim=1)
+    yhat = torch.softmax(ytilde, dim=1)
+    outputs = {"X": X, "htilde": htilde, "h": h, "ytilde": ytilde, "yhat": yhat}
+    return yhat, outputs
 
 
 def loss_accuracy(Yhat: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,7 +49,8 @@ def sgd(params: dict, eta: float) -> None:
 
 def backward(params: dict, X: torch.Tensor, Y: torch.Tensor, *, reduction: str) -> torch.Tensor:
     """Forward, then ``backward()`` of the mean loss (or of the summed loss, ``reduction="sum"``)."""
-    L, _ = loss_accuracy(forward(params, X), Y)
+    Yhat, _ = forward(params, X)
+    L, _ = loss_accuracy(Yhat, Y)
     (L if reduction == "mean" else L * Y.shape[0]).backward()
     return L.detach()
 
@@ -74,7 +78,13 @@ def make_step(config: TrainConfig):
 
 @torch.no_grad()
 def evaluate(params: dict, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return loss_accuracy(forward(params, X), Y)
+    Yhat, _ = forward(params, X)
+    return loss_accuracy(Yhat, Y)
+
+
+@torch.no_grad()
+def trace(params: dict, X: torch.Tensor) -> dict:
+    return forward(params, X)[1]
 
 
 def export(params: dict) -> Params:

@@ -89,5 +89,15 @@ def evaluate(state: State, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tens
     return loss_accuracy(state.mean_loss, state.model(X), Y)
 
 
+@torch.no_grad()
+def trace(state: State, X: torch.Tensor) -> dict:
+    """The intermediates, layer by layer (for the first-divergence view)."""
+    linear_h, tanh, linear_y = state.model[:3]
+    htilde = linear_h(X)
+    h = tanh(htilde)
+    ytilde = linear_y(h)
+    return {"X": X, "htilde": htilde, "h": h, "ytilde": ytilde, "yhat": torch.softmax(ytilde, dim=1)}
+
+
 def export(state: State) -> Params:
     return convert.from_torch_state_dict(state.model.state_dict(), check=False)

@@ -13,7 +13,8 @@ from frameworks import convert
 from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks.torch_stages import _backend as backend
-from frameworks.torch_stages.stage3_nn import init_model, loss_accuracy
+from frameworks.torch_stages import stage3_nn
+from frameworks.torch_stages.stage3_nn import evaluate, export, init_model, loss_accuracy, trace
 
 
 def init_optimizer(model: nn.Module, eta: float) -> torch.optim.Optimizer:
@@ -23,13 +24,11 @@ def init_optimizer(model: nn.Module, eta: float) -> torch.optim.Optimizer:
 # The kit's contract: what frameworks.get("torch/optim") runs.
 
 
-class State:
-    """The model, its loss (mean or summed over the batch) and the optimizer."""
+class State(stage3_nn.State):
+    """Stage 3's model and losses, and the optimizer."""
 
     def __init__(self, model: nn.Module, reduction: str, eta: float) -> None:
-        self.model = model
-        self.loss = nn.CrossEntropyLoss(reduction=reduction)
-        self.mean_loss = nn.CrossEntropyLoss()
+        super().__init__(model, reduction)
         self.optimizer = init_optimizer(model, eta)
 
 
@@ -64,10 +63,4 @@ def make_step(config: TrainConfig):
     return step
 
 
-@torch.no_grad()
-def evaluate(state: State, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return loss_accuracy(state.mean_loss, state.model(X), Y)
-
-
-def export(state: State) -> Params:
-    return convert.from_torch_state_dict(state.model.state_dict(), check=False)
+__all__ = ["State", "backend", "evaluate", "export", "gradients", "init_optimizer", "make_step", "prepare", "trace"]

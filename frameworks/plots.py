@@ -1,0 +1,102 @@
+"""Figures: training curves, the lab's four-panel figure, decision boundaries, parity heat maps.
+
+Matplotlib with the Agg backend (files only, no screen needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def history_axes(axes: Sequence[Any], history: Mapping[str, Sequence[float]], *, label: str = "", style: str = "-") -> None:
+    """Loss on ``axes[0]``, accuracy on ``axes[1]``; train and test for each."""
+    epochs = np.arange(1, len(history["train_loss"]) + 1)
+    for ax, metric in zip(axes, ("loss", "acc")):
+        for split, color in (("train", "tab:blue"), ("test", "tab:orange")):
+            ax.plot(epochs, history[f"{split}_{metric}"], style, color=color, label=f"{label} {split}".strip())
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss" if metric == "loss" else "accuracy")
+        ax.grid(alpha=0.3)
+
+
+def curves(history: Mapping[str, Sequence[float]], path: Path, *, title: str) -> Path:
+    """Loss and accuracy curves of one run (train and test)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    history_axes(axes, history)
+    axes[1].legend()
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def stage_panels(runs: Mapping[str, Mapping[str, Any]], stages: Mapping[str, Mapping[str, str]], path: Path,
+                 *, title: str) -> Path:
+    """The lab's figure: a column per stage, loss above accuracy; PyTorch solid, JAX dashed."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, len(stages), figsize=(4.2 * len(stages), 6.4), sharex=True, squeeze=False)
+    for column, (stage, ids) in enumerate(stages.items()):
+        for framework, impl_id in ids.items():
+            if impl_id in runs:
+                history_axes(axes[:, column], runs[impl_id]["history"], label=framework,
+                             style="-" if framework == "torch" else "--")
+        axes[0, column].set_title(f"{stage}: {' | '.join(ids.values())}", fontsize=9)
+    axes[1, -1].legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, Y: np.ndarray, path: Path,
+                      *, title: str) -> Path:
+    """The classes the model predicts over the plane, with the (test) points on top (2-D data only)."""
+    plt = _pyplot()
+    pad = 0.3
+    (x0, y0), (x1, y1) = X.min(axis=0) - pad, X.max(axis=0) + pad
+    gx, gy = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    classes = predict(grid).argmax(axis=1).reshape(gx.shape)
+    fig, ax = plt.subplots(figsize=(4.4, 4.2))
+    ax.contourf(gx, gy, classes, levels=np.arange(Y.shape[1] + 1) - 0.5, cmap="coolwarm", alpha=0.35)
+    ax.scatter(X[:, 0], X[:, 1], c=Y.argmax(axis=1), cmap="coolwarm", s=12, edgecolors="k", linewidths=0.3)
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def parity_heatmaps(tables: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """One heat map a (dtype, device): log10 of the max relative error, row against column."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(tables), figsize=(6.2 * len(tables), 5.4), squeeze=False)
+    for ax, table in zip(axes[0], tables):
+        ids = table["ids"]
+        matrix = np.log10(np.maximum(np.asarray(table["matrix"], dtype=float), 1e-18))
+        image = ax.imshow(matrix, cmap="viridis", vmin=-18, vmax=0)
+        for i in range(len(ids)):
+            for j in range(len(ids)):
+                ax.text(j, i, f"{table['matrix'][i][j]:.0e}" if i != j else "", ha="center", va="center",
+                        fontsize=6, color="w")
+        ax.set_xticks(range(len(ids)), ids, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(len(ids)), ids, fontsize=8)
+        ax.set_title(f"{table['dtype']} on {table['device']}: max rel. error (tol {table['tolerance']:.0e})", fontsize=9)
+        fig.colorbar(image, ax=ax, shrink=0.7, label="log10 max relative error")
+    return _save(fig, path)

@@ -1,0 +1,74 @@
+"""Every tolerance the kit asserts, in one table keyed by dtype and device.
+
+Errors are *max relative errors*: for each tensor, ``max|a - b| / max|b|``
+(the largest entry difference, relative to the tensor's scale), then the
+largest over tensors. Entry-wise relative errors would blow up on gradients
+that happen to be near zero; this measure does not, and it is the one
+``jax.test_util.check_grads`` and PyTorch's ``assert_close`` scale by.
+
+Why these numbers:
+
+* float64, any device, one pass: every implementation does the same
+  arithmetic up to the order of a few sums, so the differences are a few ulp
+  (measured: at most ~1e-15); 1e-12 leaves three orders of margin.
+* float32, one pass: a float32 ulp is 1.2e-7; sums of up to a few hundred
+  terms give ~1e-6 (measured: ~2e-7 on CPU); 1e-5. On GPUs and TPUs only with
+  ``precision="highest"`` (no TF32 or bfloat16 passes): TF32 keeps 10 mantissa
+  bits, ~1e-3, which is what ``precision="native"`` shows.
+* finite differences: central differences of step 1e-6 in float64 have a
+  truncation error ~h^2 ~ 1e-12 and a rounding error ~eps/h ~ 1e-10 relative
+  to the loss; 1e-7 relative to the gradient's scale is safe.
+* trajectories: 3000 SGD steps amplify a one-step difference of ~1e-16 by at
+  most a few orders (measured after the lab's run: ~1e-14 relative); 1e-9.
+  In float32 the per-epoch losses of the eight stay within 1e-4 (absolute):
+  the implementations round differently, and the differences grow over the
+  run but stay well under a thousandth of the loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from frameworks._errors import KitError
+
+#: (quantity, dtype, device) -> tolerance. device "*" is any device.
+TOLERANCES: dict[tuple[str, str, str], float] = {
+    ("gradients", "float64", "*"): 1e-12,
+    ("gradients", "float32", "cpu"): 1e-5,
+    ("gradients", "float32", "gpu"): 1e-5,
+    ("gradients", "float32", "tpu"): 1e-5,
+    ("finite_differences", "float64", "*"): 1e-7,
+    ("trajectory_params", "float64", "*"): 1e-9,
+    ("trajectory_loss_abs", "float32", "*"): 1e-4,
+    ("trajectory_loss_abs", "float64", "*"): 1e-9,
+}
+
+
+def tolerance(quantity: str, dtype: str, device: str | None = "cpu") -> float:
+    """The tolerance for ``quantity`` in ``dtype`` on ``device`` (None: CPU)."""
+    device = device or "cpu"
+    for key in ((quantity, dtype, device), (quantity, dtype, "*")):
+        if key in TOLERANCES:
+            return TOLERANCES[key]
+    raise KitError(f"no tolerance for {quantity!r} in {dtype} on {device}; known: {sorted(TOLERANCES)}.")
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    """``max|a - b| / max|b|`` of one tensor (``b`` the reference; 0 when both are zero)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise KitError(f"cannot compare shapes {a.shape} and {b.shape}.")
+    scale = np.max(np.abs(b), initial=0.0)
+    diff = np.max(np.abs(a - b), initial=0.0)
+    if scale == 0.0:
+        return float(diff)
+    return float(diff / scale)
+
+
+def max_relative_error(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> float:
+    """The largest :func:`relative_error` over the tensors of two dicts with the same keys."""
+    if set(a) != set(b):
+        raise KitError(f"cannot compare dicts with keys {sorted(a)} and {sorted(b)}.")
+    return max(relative_error(a[name], b[name]) for name in a)
