@@ -40,9 +40,14 @@ class Dataset(NamedTuple):
         return self.Ytrain.shape[1]
 
 
+def shipped_dir() -> Path:
+    """The folder of the data the kit ships (``shared_data/``, in the source tree or installed)."""
+    return Path(str(resources.files("shared_data")))
+
+
 def shipped_file(filename: str) -> Path:
     """Path of a data file the kit ships, verified against its checksum."""
-    path = Path(str(resources.files("shared_data").joinpath(filename)))
+    path = shipped_dir() / filename
     if not path.is_file():
         raise KitError(f"the shipped data file {filename} is missing from {path.parent}; reinstall the kit.")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,0 +1,91 @@
+"""Training runs: the eight implementations follow one trajectory, and reach the lab's accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import frameworks
+from frameworks.tolerances import max_relative_error, tolerance
+from tests.conftest import DEVICES, require_device
+
+REFERENCE = "torch/manual"
+
+
+@pytest.fixture(scope="module")
+def lab_runs(circles: frameworks.Dataset) -> dict[str, dict[str, frameworks.TrainResult]]:
+    """The lab's full circles run (150 epochs, defaults) of all eight, in float64 and float32."""
+    return {
+        dtype: {i: frameworks.get(i).train(circles, frameworks.TrainConfig(dtype=dtype)) for i in frameworks.IMPLEMENTATIONS}
+        for dtype in ("float64", "float32")
+    }
+
+
+def predictions(params: frameworks.Params, X: np.ndarray) -> np.ndarray:
+    from frameworks import oracle
+
+    return oracle.forward(params, X)["yhat"].argmax(axis=1)
+
+
+@pytest.mark.parametrize("impl_id", frameworks.IMPLEMENTATIONS)
+def test_float64_lab_run_ends_on_the_same_parameters(lab_runs, circles, impl_id: str) -> None:
+    run, ref = lab_runs["float64"][impl_id], lab_runs["float64"][REFERENCE]
+    assert run.epochs_done == ref.epochs_done == 150
+    assert max_relative_error(run.params, ref.params) <= tolerance("trajectory_params", "float64")
+    np.testing.assert_array_equal(predictions(run.params, circles.Xtest), predictions(ref.params, circles.Xtest))
+    for metric in ("train_loss", "test_loss"):
+        np.testing.assert_allclose(run.history[metric], ref.history[metric], rtol=tolerance("trajectory_params", "float64"))
+    for metric in ("train_acc", "test_acc"):  # the same count of right answers every epoch
+        np.testing.assert_array_equal(np.round(np.multiply(run.history[metric], 200)), np.round(np.multiply(ref.history[metric], 200)))
+
+
+@pytest.mark.parametrize("impl_id", frameworks.IMPLEMENTATIONS)
+def test_float32_losses_stay_within_tolerance_every_epoch(lab_runs, impl_id: str) -> None:
+    run, ref = lab_runs["float32"][impl_id], lab_runs["float32"][REFERENCE]
+    tol = tolerance("trajectory_loss_abs", "float32")
+    for metric in ("train_loss", "test_loss"):
+        assert np.max(np.abs(np.subtract(run.history[metric], ref.history[metric]))) <= tol
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("impl_id", frameworks.IMPLEMENTATIONS)
+def test_short_run_on_every_device_matches_cpu_float64(circles, impl_id: str, device: str) -> None:
+    require_device(impl_id, device)
+    if device == "tpu":
+        pytest.skip("TPUs compute no float64")
+    config = frameworks.TrainConfig(dtype="float64", epochs=10)
+    run = frameworks.get(impl_id).train(circles, config.replace(device=device))
+    ref = frameworks.get(REFERENCE).train(circles, config)
+    assert max_relative_error(run.params, ref.params) <= tolerance("trajectory_params", "float64")
+
+
+@pytest.mark.parametrize("impl_id", ["jax/manual", "jax/grad", "jax/flax", "jax/optax"])
+def test_fused_epoch_equals_step_by_step(circles, impl_id: str) -> None:
+    config = frameworks.TrainConfig(dtype="float64", epochs=5)
+    fused = frameworks.get(impl_id).train(circles, config)
+    stepped = frameworks.get(impl_id).train(circles, config.replace(fuse=False))
+    assert max_relative_error(fused.params, stepped.params) <= 1e-12
+    np.testing.assert_allclose(fused.history["train_loss"], stepped.history["train_loss"], rtol=1e-12)
+
+
+def test_mean_and_sum_lab_accuracy_reported(lab_runs) -> None:
+    """The averaged gradient under-trains at the lab's eta and epochs; this is reported, not hidden."""
+    acc = lab_runs["float64"][REFERENCE].history["test_acc"][-1]
+    assert 0.70 <= acc <= 0.80  # measured 0.74 on the shipped data, seed 0 (mean over seeds 0-9: 0.82)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset_name", ["circles", "course"])
+@pytest.mark.parametrize("impl_id", frameworks.IMPLEMENTATIONS)
+def test_summed_gradient_reaches_the_published_accuracy(request, impl_id: str, dataset_name: str) -> None:
+    """loss_reduction="sum" (the course's manual stage) at the lab's defaults, seeds 0 to 4.
+
+    Published test accuracy: 0.92 to 0.96. Measured (float64): shipped circles
+    0.925, 0.92, 0.915, 0.93, 0.92 (mean 0.922); course circles.mat 0.935, 0.95,
+    0.915, 0.93, 0.94 (mean 0.934).
+    """
+    data = request.getfixturevalue("circles" if dataset_name == "circles" else "course_circles")
+    config = frameworks.TrainConfig(dtype="float64", loss_reduction="sum")
+    accs = [frameworks.get(impl_id).train(data, config.replace(seed=s)).history["test_acc"][-1] for s in range(5)]
+    assert np.mean(accs) >= 0.92
+    assert min(accs) >= 0.90
