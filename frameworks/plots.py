@@ -61,7 +61,10 @@ def stage_panels(runs: Mapping[str, Mapping[str, Any]], stages: Mapping[str, Map
                 history_axes(axes[:, column], runs[impl_id]["history"], label=framework,
                              style="-" if framework == "torch" else "--")
         axes[0, column].set_title(f"{stage}: {' | '.join(ids.values())}", fontsize=9)
-    axes[1, -1].legend(fontsize=8)
+    for ax in axes[1]:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+            break
     fig.suptitle(title)
     return _save(fig, path)
 
@@ -99,4 +102,31 @@ def parity_heatmaps(tables: Sequence[Mapping[str, Any]], path: Path) -> Path:
         ax.set_yticks(range(len(ids)), ids, fontsize=8)
         ax.set_title(f"{table['dtype']} on {table['device']}: max rel. error (tol {table['tolerance']:.0e})", fontsize=9)
         fig.colorbar(image, ax=ax, shrink=0.7, label="log10 max relative error")
+    return _save(fig, path)
+
+
+def trap_curves(runs: Mapping[str, Mapping[str, Any]], path: Path, *, title: str) -> Path:
+    """Test accuracy and loss of each mode (first implementation of each framework) against the lab's run."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    colors = dict(zip(runs, ("black", "tab:red", "tab:green", "tab:purple", "tab:brown")))
+    for mode, results in runs.items():
+        shown = set()
+        for impl_id, result in results.items():
+            framework = impl_id.split("/")[0]
+            if framework in shown:
+                continue
+            shown.add(framework)
+            history = result.history
+            epochs = np.arange(1, len(history["test_acc"]) + 1)
+            style = "-" if framework == "torch" else "--"
+            axes[0].plot(epochs, history["test_acc"], style, color=colors[mode], label=f"{mode} ({impl_id})")
+            axes[1].plot(epochs, history["test_loss"], style, color=colors[mode])
+    axes[0].set_ylabel("test accuracy")
+    axes[1].set_ylabel("test loss")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title)
     return _save(fig, path)
