@@ -14,6 +14,7 @@ when one of its implementations is first used.
 """
 
 from frameworks._batches import BatchOrder
+from frameworks._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset, load_dataset
 from frameworks._errors import KitError
@@ -28,6 +29,7 @@ __all__ = [
     "MODULE_STAGES",
     "STAGES",
     "BatchOrder",
+    "Checkpoint",
     "Dataset",
     "Implementation",
     "KitError",
@@ -36,6 +38,8 @@ __all__ = [
     "TrainResult",
     "get",
     "init_params",
+    "load_checkpoint",
     "load_dataset",
+    "save_checkpoint",
 ]
 __version__ = "0.1.0"

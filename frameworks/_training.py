@@ -12,11 +12,13 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from frameworks._batches import BatchOrder
+from frameworks._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset, check_features, check_labels
 from frameworks._errors import KitError
@@ -106,8 +108,22 @@ def fit(
     *,
     params: Mapping[str, Any] | None = None,
     progress: bool = False,
+    resume: Checkpoint | str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 1,
 ) -> TrainResult:
-    """Train ``impl`` on ``dataset`` with ``config``; see :meth:`Implementation.train`."""
+    """Train ``impl`` on ``dataset`` with ``config``; see :meth:`Implementation.train`.
+
+    Args:
+      params: starting canonical parameters (default: ``config.init``'s draw).
+      progress: show a progress bar.
+      resume: a checkpoint (or its path) to continue from: its parameters,
+        history and batch order; ``config`` may differ from the checkpoint's
+        only in ``epochs`` (the total to reach) and ``device``. Any
+        implementation resumes any other's checkpoint.
+      checkpoint: a path to save the run to, atomically, every
+        ``checkpoint_every`` epochs and at the end.
+    """
     if not isinstance(dataset, Dataset):
         raise KitError(f"dataset must be a frameworks.Dataset (from load_dataset), got {type(dataset).__name__}.")
     if not isinstance(config, TrainConfig):
@@ -117,7 +133,13 @@ def fit(
         raise KitError(
             f"model={config.model!r} needs a model object; {impl.id} has none. Use one of {_module_stages()}."
         )
-    if params is None:
+    if resume is not None:
+        if params is not None:
+            raise KitError("give either params or resume, not both.")
+        resume = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
+        _check_resumable(resume, config)
+        params = resume.params
+    elif params is None:
         init = init_params if config.init == "lab" else backend.native_init
         params = init(dataset.nx, config.nh, dataset.ny, seed=config.seed)
     params, _, _ = check_batch(params, dataset.Xtrain[:1], dataset.Ytrain[:1])
@@ -125,6 +147,16 @@ def fit(
         raise KitError(f"params have nh={params['Wh'].shape[0]} hidden units but config.nh={config.nh}.")
     order = BatchOrder(len(dataset.Xtrain), config.batch_size, seed=config.seed)
     result = TrainResult(impl.id, config, params)
+    first_epoch = 0
+    if resume is not None:
+        order.state = resume.batch_order_state
+        result.history = {m: list(resume.history[m]) for m in METRICS}
+        first_epoch = resume.epoch
+
+    def save() -> None:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, Checkpoint(impl.id, config, result.params, result.history,
+                                                   result.epochs_done, order.state))
 
     start = time.perf_counter()
     with backend.scope(config):
@@ -132,7 +164,7 @@ def fit(
         data = tuple(backend.asarray(a, config.dtype, device) for a in dataset[:4])
         state = stage.prepare(params, config, device)
         run_epoch = backend.epoch_runner(stage.make_step(config), stage.evaluate, fuse=config.fuse)
-        epochs = range(config.epochs)
+        epochs = range(first_epoch, config.epochs)
         if progress:
             from tqdm.auto import tqdm
 
@@ -151,11 +183,24 @@ def fit(
             for name, value in zip(METRICS, metrics):
                 result.history[name].append(value)
             result.params = stage.export(state)  # the last finite parameters, kept if a later epoch diverges
+            if (epoch + 1) % checkpoint_every == 0 or epoch + 1 == config.epochs:
+                save()
             if progress:
                 epochs.set_postfix(loss=f"{metrics[0]:.4f}", test_acc=f"{metrics[3]:.3f}")
     result.wall_time = time.perf_counter() - start
     result.batch_order_state = order.state
     return result
+
+
+def _check_resumable(resume: Checkpoint, config: TrainConfig) -> None:
+    """A run resumes only under the config it was started with (up to its length and device)."""
+    theirs, ours = resume.config.replace(epochs=1, device=None), config.replace(epochs=1, device=None)
+    if theirs != ours:
+        diff = {k: (v, getattr(config, k)) for k, v in resume.config.to_dict().items()
+                if k not in ("epochs", "device") and getattr(config, k) != v}
+        raise KitError(f"the checkpoint was made with another config; differences (checkpoint, now): {diff}.")
+    if resume.epoch > config.epochs:
+        raise KitError(f"the checkpoint is at epoch {resume.epoch}, past config.epochs={config.epochs}.")
 
 
 def _module_stages() -> tuple[str, ...]:

@@ -1,0 +1,108 @@
+"""Checkpoints: a run saved in a framework-neutral file, written atomically, verified on load.
+
+One ``.npz`` file holds the canonical float64 parameters and a JSON record
+(implementation, config, history, epoch, the batch order's generator state)
+together with the SHA-256 of all of it. It is written to a temporary file in
+the same folder, flushed to disk, then renamed over the target: a crash
+mid-write leaves the previous checkpoint intact, never a torn one. A file that
+is truncated or altered fails its checksum and is refused.
+
+A checkpoint written by any implementation resumes in any other: it holds
+nothing of a framework.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frameworks._config import TrainConfig
+from frameworks._errors import KitError
+from frameworks._params import NAMES, Params, check_params
+
+FORMAT = "rdfia-mlp-kit/checkpoint/1"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A run stopped after ``epoch`` epochs: everything needed to resume it exactly."""
+
+    implementation: str
+    config: TrainConfig
+    params: Params
+    history: dict[str, list[float]]
+    epoch: int
+    batch_order_state: dict[str, Any]
+
+
+def _digest(params: Params, record: bytes) -> str:
+    sha = hashlib.sha256(record)
+    for name in NAMES:
+        sha.update(np.ascontiguousarray(params[name], dtype="<f8").tobytes())
+    return sha.hexdigest()
+
+
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    params = check_params(checkpoint.params)
+    record = json.dumps({
+        "format": FORMAT,
+        "implementation": checkpoint.implementation,
+        "config": checkpoint.config.to_dict(),
+        "history": checkpoint.history,
+        "epoch": checkpoint.epoch,
+        "batch_order_state": checkpoint.batch_order_state,
+    }, sort_keys=True).encode()
+    buffer = io.BytesIO()
+    np.savez(buffer, record=np.frombuffer(record, dtype=np.uint8), sha256=np.array(_digest(params, record)), **params)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buffer.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read and verify a checkpoint; a missing, truncated or altered file raises :class:`KitError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise KitError(f"no checkpoint at {path}.")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except Exception as err:  # a torn zip, a bad header: refuse the file whatever the reader said
+        raise KitError(f"{path} is not a readable checkpoint (truncated or corrupted?): {type(err).__name__}: {err}") from None
+    missing = [key for key in ("record", "sha256", *NAMES) if key not in arrays]
+    if missing:
+        raise KitError(f"{path} is not a kit checkpoint: it lacks {missing}.")
+    record = arrays["record"].tobytes()
+    params = {name: arrays[name].astype(np.float64) for name in NAMES}
+    if _digest(params, record) != str(arrays["sha256"]):
+        raise KitError(f"{path} fails its SHA-256 check: the file was altered or damaged; refusing to load it.")
+    meta = json.loads(record)
+    if meta.get("format") != FORMAT:
+        raise KitError(f"{path} has format {meta.get('format')!r}; this kit reads {FORMAT!r}.")
+    return Checkpoint(
+        implementation=meta["implementation"],
+        config=TrainConfig(**meta["config"]),
+        params=check_params(params),
+        history=meta["history"],
+        epoch=meta["epoch"],
+        batch_order_state=meta["batch_order_state"],
+    )

@@ -1,0 +1,162 @@
+"""Robustness: clear errors, divergence, reproducibility, checkpoints that move between frameworks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import frameworks
+from frameworks import _checkpoint
+from frameworks.tolerances import max_relative_error
+from tests.conftest import random_problem
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p, X, Y: (p, X[:-1], Y), "rows but X has"),
+        (lambda p, X, Y: (p, X[:, :1], Y), "features but the parameters expect nx=3"),
+        (lambda p, X, Y: (p, np.where(X > 0, np.nan, X), Y), "NaN or infinite"),
+        (lambda p, X, Y: (p, X, Y * 2), "not one-hot"),
+        (lambda p, X, Y: (p, X[:0], Y[:0]), "is empty"),
+        (lambda p, X, Y: ({**p, "Wh": p["Wh"][:, :2]}, X, Y), "features but the parameters expect nx=2"),
+        (lambda p, X, Y: ({k: v for k, v in p.items() if k != "by"}, X, Y), "missing \\['by'\\]"),
+        (lambda p, X, Y: ({**p, "by": p["by"][:1]}, X, Y), "shapes disagree"),
+    ],
+)
+def test_gradients_refuse_bad_input(change, message) -> None:
+    params, X, Y = random_problem(0, nx=3, nh=4, ny=3, batch=6)
+    with pytest.raises(frameworks.KitError, match=message):
+        frameworks.get("jax/grad").gradients(*change(params, X, Y))
+
+
+def test_integer_labels_are_accepted() -> None:
+    params, X, Y = random_problem(0, nx=3, nh=4, ny=3, batch=6)
+    one_hot = frameworks.get("torch/nn").gradients(params, X, Y)
+    ids = frameworks.get("torch/nn").gradients(params, X, Y.argmax(axis=1))
+    assert one_hot[0] == ids[0] and max_relative_error(one_hot[1], ids[1]) == 0.0
+
+
+@pytest.mark.parametrize("impl_id", ["torch/autograd", "jax/optax"])
+def test_divergence_stops_at_the_epoch_and_keeps_the_last_finite_state(circles, impl_id: str) -> None:
+    config = frameworks.TrainConfig(eta=1e38, epochs=20, loss_reduction="sum")  # weights overflow float32
+    with pytest.warns(RuntimeWarning, match=r"became NaN or infinite at epoch (\d+)"):
+        result = frameworks.get(impl_id).train(circles, config)
+    assert result.diverged is not None and result.epochs_done == result.diverged - 1
+    assert all(np.isfinite(v).all() for v in result.params.values())
+    assert all(np.isfinite(result.history["train_loss"]))
+
+
+def _run_in_subprocess(impl_id: str) -> str:
+    code = ("import hashlib, frameworks, numpy as np; d = frameworks.load_dataset('circles'); "
+            f"r = frameworks.get({impl_id!r}).train(d, frameworks.TrainConfig(epochs=15)); "
+            "h = hashlib.sha256(); [h.update(r.params[k].tobytes()) for k in sorted(r.params)]; "
+            "h.update(np.array(r.history['train_loss']).tobytes()); print(h.hexdigest())")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+
+
+@pytest.mark.parametrize("impl_id", ["torch/optim", "jax/flax"])
+def test_runs_are_bit_identical_across_processes(circles, impl_id: str) -> None:
+    """The same config and seed: the same bits, run after run and process after process (CPU, float32)."""
+    first, second = _run_in_subprocess(impl_id), _run_in_subprocess(impl_id)
+    here = frameworks.get(impl_id).train(circles, frameworks.TrainConfig(epochs=15))
+    again = frameworks.get(impl_id).train(circles, frameworks.TrainConfig(epochs=15))
+    assert first == second
+    assert all(np.array_equal(here.params[k], again.params[k]) for k in here.params)
+    assert here.history == again.history
+
+
+@pytest.mark.parametrize(("first", "then"), [("torch/manual", "torch/manual"), ("jax/flax", "jax/flax"),
+                                             ("torch/optim", "jax/optax"), ("jax/manual", "torch/autograd")])
+def test_resume_equals_the_uninterrupted_run(circles, tmp_path, first: str, then: str) -> None:
+    config = frameworks.TrainConfig(dtype="float64", epochs=12)
+    uninterrupted = frameworks.get(then).train(circles, config)
+    frameworks.get(first).train(circles, config.replace(epochs=5), checkpoint=tmp_path / "run.npz")
+    resumed = frameworks.get(then).train(circles, config, resume=tmp_path / "run.npz")
+    assert max_relative_error(resumed.params, uninterrupted.params) <= 1e-12
+    np.testing.assert_allclose(resumed.history["train_loss"], uninterrupted.history["train_loss"], rtol=1e-12)
+    assert frameworks.load_checkpoint(tmp_path / "run.npz").epoch == 5
+
+
+def test_resume_refuses_another_config(circles, tmp_path) -> None:
+    config = frameworks.TrainConfig(dtype="float64", epochs=3)
+    frameworks.get("jax/grad").train(circles, config, checkpoint=tmp_path / "run.npz")
+    with pytest.raises(frameworks.KitError, match="another config.*eta"):
+        frameworks.get("jax/grad").train(circles, config.replace(eta=0.1, epochs=6), resume=tmp_path / "run.npz")
+
+
+@pytest.fixture
+def saved(circles, tmp_path) -> Path:
+    path = tmp_path / "run.npz"
+    frameworks.get("jax/manual").train(circles, frameworks.TrainConfig(epochs=2), checkpoint=path)
+    return path
+
+
+def test_truncated_checkpoint_is_refused(saved: Path) -> None:
+    saved.write_bytes(saved.read_bytes()[: saved.stat().st_size // 2])
+    with pytest.raises(frameworks.KitError, match="not a readable checkpoint"):
+        frameworks.load_checkpoint(saved)
+
+
+def test_altered_checkpoint_is_refused(saved: Path) -> None:
+    data = np.load(saved)
+    arrays = {k: data[k] for k in data.files}
+    arrays["Wh"] = arrays["Wh"] + 1e-9  # a silent change of the weights
+    np.savez(saved, **arrays)
+    with pytest.raises(frameworks.KitError, match="fails its SHA-256 check"):
+        frameworks.load_checkpoint(saved)
+
+
+def test_a_crash_mid_write_leaves_the_previous_checkpoint(saved: Path, monkeypatch) -> None:
+    before = hashlib.sha256(saved.read_bytes()).hexdigest()
+    good = frameworks.load_checkpoint(saved)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(_checkpoint.os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        frameworks.save_checkpoint(saved, good)
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == before
+    assert os.listdir(saved.parent) == [saved.name]  # no temporary file left behind
+
+
+finite = st.floats(-1e3, 1e3, allow_nan=False, width=64)
+values = st.one_of(finite, st.just(np.nan), st.just(np.inf))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    impl_id=st.sampled_from(frameworks.IMPLEMENTATIONS),
+    dtype=st.sampled_from(["float32", "float64", "float16", "int8"]),
+    nx=st.integers(0, 4), nh=st.integers(0, 4), ny=st.integers(0, 4), batch=st.integers(0, 5),
+    x_nx=st.integers(0, 4), label_kind=st.sampled_from(["onehot", "ids", "floats", "wide"]),
+    fill=values, seed=st.integers(0, 2**16),
+)
+def test_random_input_gets_an_answer_or_a_kit_error(impl_id, dtype, nx, nh, ny, batch, x_nx, label_kind, fill, seed):
+    """Whatever the shapes, dtypes and values, the API answers or raises KitError: never another crash."""
+    rng = np.random.default_rng(seed)
+    params = {"Wh": rng.normal(size=(nh, nx)), "bh": np.zeros(nh), "Wy": rng.normal(size=(ny, nh)), "by": np.zeros(ny)}
+    X = rng.normal(size=(batch, x_nx))
+    if X.size:
+        X.flat[0] = fill
+    Y = {"onehot": np.eye(max(ny, 1))[rng.integers(0, max(ny, 1), batch)],
+         "ids": rng.integers(0, max(ny, 1), batch),
+         "floats": rng.normal(size=(batch, ny)),
+         "wide": np.eye(ny + 1)[rng.integers(0, ny + 1, batch)]}[label_kind]
+    try:
+        loss, grads = frameworks.get(impl_id).gradients(params, X, Y, dtype=dtype)
+    except frameworks.KitError:
+        return
+    assert np.isfinite(loss) and set(grads) == {"Wh", "bh", "Wy", "by"}
