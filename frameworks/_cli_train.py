@@ -31,9 +31,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, defaults: TrainConf
                        help="JAX: one jitted step a call instead of a scanned epoch")
 
 
-def config_from(args: argparse.Namespace) -> TrainConfig:
-    """The config of the parsed options: the dataset's preset, then every option given."""
-    base = TrainConfig.mnist() if args.dataset in ("digits", "mnist") else TrainConfig()
+def config_from(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    """The config of the parsed options: ``base`` (default: the dataset's preset), then every option given."""
+    if base is None:
+        base = TrainConfig.mnist() if args.dataset in ("digits", "mnist") else TrainConfig()
     given = {name: getattr(args, name) for name in (
         "nh", "eta", "batch_size", "epochs", "seed", "dtype", "device", "loss_reduction", "precision", "init",
         "model", "fuse") if getattr(args, name, None) is not None}
@@ -44,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("implementation", help=f"one of {', '.join(IMPLEMENTATIONS)}")
     add_config_arguments(parser)
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/train/<impl>)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="save the run here (atomically) every --checkpoint-every epochs and at the end")
+    parser.add_argument("--checkpoint-every", type=int, default=10)
+    parser.add_argument("--resume", type=Path, default=None,
+                        help="continue a checkpointed run (from any implementation) up to --epochs")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,9 +57,15 @@ def run(args: argparse.Namespace) -> int:
 
     impl = get(args.implementation)
     dataset = load_dataset(args.dataset, path=args.data_dir)
-    config = config_from(args)
+    resume = None
+    if args.resume is not None:
+        from frameworks._checkpoint import load_checkpoint
+
+        resume = load_checkpoint(args.resume)
+    config = config_from(args, resume.config if resume else None)
     out = args.out or Path("runs/train") / impl.id.replace("/", "-")
-    result = impl.train(dataset, config, progress=True)
+    result = impl.train(dataset, config, progress=True, resume=resume, checkpoint=args.checkpoint,
+                        checkpoint_every=args.checkpoint_every)
     out.mkdir(parents=True, exist_ok=True)
     (out / "history.json").write_text(json.dumps(result.to_dict(), indent=1))
     plots.curves(result.history, out / "curves.png", title=f"{impl.id} on {dataset.name}")

@@ -133,6 +133,8 @@ def fit(
         raise KitError(
             f"model={config.model!r} needs a model object; {impl.id} has none. Use one of {_module_stages()}."
         )
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every <= 0:
+        raise KitError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}.")
     if resume is not None:
         if params is not None:
             raise KitError("give either params or resume, not both.")

@@ -160,3 +160,33 @@ def test_random_input_gets_an_answer_or_a_kit_error(impl_id, dtype, nx, nh, ny, 
     except frameworks.KitError:
         return
     assert np.isfinite(loss) and set(grads) == {"Wh", "bh", "Wy", "by"}
+
+
+def test_cli_checkpoint_and_resume_across_frameworks(tmp_path, capsys) -> None:
+    from frameworks.__main__ import main
+
+    ck = tmp_path / "run.npz"
+    assert main(["train", "torch/optim", "--dtype", "float64", "--epochs", "3", "--checkpoint", str(ck),
+                 "--out", str(tmp_path / "a")]) == 0
+    assert main(["train", "jax/optax", "--epochs", "6", "--resume", str(ck), "--out", str(tmp_path / "b")]) == 0
+    assert main(["train", "jax/optax", "--dtype", "float64", "--epochs", "6", "--out", str(tmp_path / "c")]) == 0
+    import json
+
+    resumed = json.loads((tmp_path / "b" / "history.json").read_text())
+    straight = json.loads((tmp_path / "c" / "history.json").read_text())
+    assert resumed["config"] == straight["config"]
+    np.testing.assert_allclose(resumed["history"]["train_loss"], straight["history"]["train_loss"], rtol=1e-12)
+    ck.write_bytes(ck.read_bytes()[:100])
+    capsys.readouterr()
+    assert main(["train", "jax/optax", "--resume", str(ck), "--out", str(tmp_path / "d")]) == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err
+
+
+def test_cli_reports_divergence(tmp_path, capsys) -> None:
+    from frameworks.__main__ import main
+
+    with pytest.warns(RuntimeWarning):
+        code = main(["train", "jax/manual", "--eta", "1e38", "--loss-reduction", "sum", "--epochs", "5",
+                     "--out", str(tmp_path)])
+    assert code == 1
+    assert "diverged at epoch" in capsys.readouterr().out
