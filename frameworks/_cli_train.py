@@ -27,6 +27,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, defaults: TrainConf
     group.add_argument("--precision", choices=("highest", "native"))
     group.add_argument("--init", choices=("lab", "native"))
     group.add_argument("--model", choices=("lab", "double_softmax"))
+    group.add_argument("--devices", type=int, help="JAX data parallelism over this many devices")
     group.add_argument("--no-fuse", dest="fuse", action="store_false", default=None,
                        help="JAX: one jitted step a call instead of a scanned epoch")
 
@@ -37,7 +38,7 @@ def config_from(args: argparse.Namespace, base: TrainConfig | None = None) -> Tr
         base = TrainConfig.mnist() if args.dataset in ("digits", "mnist") else TrainConfig()
     given = {name: getattr(args, name) for name in (
         "nh", "eta", "batch_size", "epochs", "seed", "dtype", "device", "loss_reduction", "precision", "init",
-        "model", "fuse") if getattr(args, name, None) is not None}
+        "model", "fuse", "devices") if getattr(args, name, None) is not None}
     return base.replace(**given)
 
 

@@ -50,6 +50,10 @@ class TrainConfig:
         section 2 of the lab; torch.nn, torch.optim, Flax and Optax stages).
       fuse: JAX only: run each epoch as one jitted ``lax.scan`` (True) or one
         jitted step per call (False); both give the same trajectory.
+      devices: data parallelism over this many devices of ``device``'s kind
+        (JAX: a ``jax.sharding.Mesh``, each batch split across it, parameters
+        replicated; PyTorch: start ``frameworks.torch_stages.ddp`` under
+        ``torchrun`` instead). ``batch_size`` must be divisible by it.
     """
 
     nh: int = 10
@@ -64,9 +68,10 @@ class TrainConfig:
     init: Literal["lab", "native"] = "lab"
     model: Literal["lab", "double_softmax"] = "lab"
     fuse: bool = True
+    devices: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("nh", "batch_size", "epochs"):
+        for name in ("nh", "batch_size", "epochs", "devices"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise KitError(f"TrainConfig.{name} must be a positive integer, got {value!r}.")
@@ -90,6 +95,11 @@ class TrainConfig:
                 raise KitError(f"TrainConfig.{name} must be one of {choices}, got {getattr(self, name)!r}.")
         if self.device is not None and self.device not in DEVICES:
             raise KitError(f"TrainConfig.device must be None or one of {DEVICES}, got {self.device!r}.")
+        if self.batch_size % self.devices:
+            raise KitError(
+                f"batch_size {self.batch_size} is not divisible by devices={self.devices}: each device must get "
+                "an equal share of every batch, so that the mean over shards is the mean over the batch."
+            )
         if not isinstance(self.fuse, bool):
             raise KitError(f"TrainConfig.fuse must be True or False, got {self.fuse!r}.")
 

@@ -101,12 +101,17 @@ class Implementation:
         device: str | None = None,
         loss_reduction: str = "mean",
         precision: str = "highest",
+        devices: int = 1,
     ) -> tuple[float, Params]:
-        """Mean loss of the batch ``(X, Y)`` and its gradients, as canonical float64 NumPy arrays."""
+        """Mean loss of the batch ``(X, Y)`` and its gradients, as canonical float64 NumPy arrays.
+
+        ``devices=N`` splits the batch over N devices (JAX data parallelism).
+        """
         from frameworks._training import gradients
 
         return gradients(
-            self, params, X, Y, dtype=dtype, device=device, loss_reduction=loss_reduction, precision=precision
+            self, params, X, Y, dtype=dtype, device=device, loss_reduction=loss_reduction, precision=precision,
+            devices=devices,
         )
 
     def train(

@@ -85,19 +85,23 @@ def gradients(
     device: str | None = None,
     loss_reduction: str = "mean",
     precision: str = "highest",
+    devices: int = 1,
 ) -> tuple[float, Params]:
-    """Mean loss of a batch and its gradients by ``impl``'s own mechanism, canonical float64."""
+    """Mean loss of a batch and its gradients by ``impl``'s own mechanism, canonical float64.
+
+    ``devices=N`` splits the batch over N devices (data parallelism, JAX).
+    """
     params, X, Y = check_batch(params, X, Y)
     config = TrainConfig(
-        nh=params["Wh"].shape[0], dtype=dtype, device=device, loss_reduction=loss_reduction, precision=precision
+        nh=params["Wh"].shape[0], dtype=dtype, device=device, loss_reduction=loss_reduction, precision=precision,
+        devices=devices, batch_size=len(X),
     )
     stage, backend = impl.module, impl.module.backend
     with backend.scope(config):
-        dev = backend.resolve_device(config.device)
+        dev = backend.resolve_device(config.device, config.devices)
         state = stage.prepare(params, config, dev)
-        L, grads = stage.gradients(
-            state, backend.asarray(X, dtype, dev), backend.asarray(Y, dtype, dev), reduction=loss_reduction
-        )
+        Xb, Yb = (backend.shard_batch(backend.asarray(a, dtype, dev), dev) for a in (X, Y))
+        L, grads = stage.gradients(state, Xb, Yb, reduction=loss_reduction)
         return float(L), {name: backend.to_numpy(grads[name]) for name in ("Wh", "bh", "Wy", "by")}
 
 
@@ -162,10 +166,10 @@ def fit(
 
     start = time.perf_counter()
     with backend.scope(config):
-        device = backend.resolve_device(config.device)
+        device = backend.resolve_device(config.device, config.devices)
         data = tuple(backend.asarray(a, config.dtype, device) for a in dataset[:4])
         state = stage.prepare(params, config, device)
-        run_epoch = backend.epoch_runner(stage.make_step(config), stage.evaluate, fuse=config.fuse)
+        run_epoch = backend.epoch_runner(stage.make_step(config), stage.evaluate, fuse=config.fuse, placement=device)
         epochs = range(first_epoch, config.epochs)
         if progress:
             from tqdm.auto import tqdm

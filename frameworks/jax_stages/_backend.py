@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from frameworks import convert
 from frameworks._config import TrainConfig
@@ -39,14 +40,34 @@ def devices() -> list[str]:
     return seen
 
 
-def resolve_device(name: str | None) -> jax.Device:
-    """``None`` is JAX's default device (a GPU or TPU when there is one), else the first of that kind."""
-    if name is None:
-        return jax.devices()[0]
+def resolve_device(name: str | None, count: int = 1) -> jax.Device | NamedSharding:
+    """Where a run's arrays live.
+
+    ``None`` is JAX's default kind of device (a GPU or TPU when there is one).
+    With ``count=1``, the first device of that kind; with ``count=N``, a
+    sharding that replicates arrays over a one-axis ``Mesh`` of the first N
+    (data parallelism: :func:`batch_sharding` then splits each batch across it).
+    """
     try:
-        return jax.devices(_PLATFORMS[name])[0]
+        seen = jax.devices() if name is None else jax.devices(_PLATFORMS[name])
     except (RuntimeError, KeyError):
         raise KitError(f"JAX sees no {name!r} device here; it sees {devices()}.") from None
+    if count == 1:
+        return seen[0]
+    if count > len(seen):
+        raise KitError(
+            f"devices={count} asked, but JAX sees {len(seen)} {seen[0].platform} device(s) here. On a CPU, set "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={count} before JAX starts to get virtual devices."
+        )
+    mesh = Mesh(np.array(seen[:count]), ("data",))
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharding(placement: jax.Device | NamedSharding) -> NamedSharding | None:
+    """For a data-parallel placement: rows split over the mesh's "data" axis (None on one device)."""
+    if isinstance(placement, NamedSharding):
+        return NamedSharding(placement.mesh, PartitionSpec("data"))
+    return None
 
 
 @contextlib.contextmanager
@@ -61,8 +82,14 @@ def scope(config: TrainConfig) -> Iterator[None]:
         yield
 
 
-def asarray(a: np.ndarray, dtype: str, device: jax.Device) -> jax.Array:
+def asarray(a: np.ndarray, dtype: str, device: jax.Device | NamedSharding) -> jax.Array:
     return jax.device_put(np.asarray(a, dtype=DTYPES[dtype]), device)
+
+
+def shard_batch(x: jax.Array, placement: jax.Device | NamedSharding) -> jax.Array:
+    """A batch split by rows over a data-parallel placement (unchanged on one device)."""
+    sharding = batch_sharding(placement)
+    return x if sharding is None else jax.device_put(x, sharding)
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -87,13 +114,22 @@ Step = Callable[[Any, jax.Array, jax.Array], Any]
 Evaluate = Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
 
-def epoch_runner(step: Step, evaluate: Evaluate, *, fuse: bool) -> Callable:
+def epoch_runner(step: Step, evaluate: Evaluate, *, fuse: bool,
+                 placement: jax.Device | NamedSharding | None = None) -> Callable:
     """``run(state, data, batches) -> (state, metrics)``: one epoch of the pure ``step`` in the
     shared batch order, then the loss and accuracy on the train and test sets.
 
     ``fuse=True``: the whole epoch is one jitted function, the batches a ``lax.scan``.
     ``fuse=False``: one jitted step a batch, called from Python (the same numbers, slower).
+    On a data-parallel ``placement`` each batch is constrained to be split by rows
+    over the mesh; the compiler partitions the step and inserts the all-reduce of
+    the gradients (whose batch mean is then the mean over all shards).
     """
+    rows_sharding = batch_sharding(placement) if placement is not None else None
+
+    def batch(X: jax.Array, rows: jax.Array) -> jax.Array:
+        Xb = X[rows]
+        return Xb if rows_sharding is None else jax.lax.with_sharding_constraint(Xb, rows_sharding)
 
     def metrics_of(state: Any, data: tuple[jax.Array, ...]) -> jax.Array:
         Xtrain, Ytrain, Xtest, Ytest = data
@@ -106,7 +142,7 @@ def epoch_runner(step: Step, evaluate: Evaluate, *, fuse: bool) -> Callable:
             Xtrain, Ytrain = data[:2]
 
             def body(state: Any, rows: jax.Array) -> tuple[Any, None]:
-                return step(state, Xtrain[rows], Ytrain[rows]), None
+                return step(state, batch(Xtrain, rows), batch(Ytrain, rows)), None
 
             state, _ = jax.lax.scan(body, state, batches)
             return state, metrics_of(state, data)
@@ -117,7 +153,7 @@ def epoch_runner(step: Step, evaluate: Evaluate, *, fuse: bool) -> Callable:
 
         return run
 
-    step_on_rows = jax.jit(lambda state, X, Y, rows: step(state, X[rows], Y[rows]))
+    step_on_rows = jax.jit(lambda state, X, Y, rows: step(state, batch(X, rows), batch(Y, rows)))
     jitted_metrics = jax.jit(metrics_of)
 
     def run(state: Any, data: tuple[jax.Array, ...], batches: np.ndarray) -> tuple[Any, list[float]]:

@@ -23,8 +23,17 @@ def devices() -> list[str]:
     return ["cpu"] + (["gpu"] if torch.cuda.is_available() else [])
 
 
-def resolve_device(name: str | None) -> torch.device:
-    """``None`` is PyTorch's default device (the CPU); "gpu" is the first CUDA device."""
+def resolve_device(name: str | None, count: int = 1) -> torch.device:
+    """``None`` is PyTorch's default device (the CPU); "gpu" is the first CUDA device.
+
+    PyTorch's data parallelism runs one process a device: ``count > 1`` is refused
+    here and served by ``torchrun -m frameworks.torch_stages.ddp``.
+    """
+    if count != 1:
+        raise KitError(
+            f"devices={count}: PyTorch trains data-parallel in one process a device, under torchrun: "
+            f"torchrun --nproc-per-node {count} -m frameworks.torch_stages.ddp IMPL ..."
+        )
     if name is None or name == "cpu":
         return torch.device("cpu")
     if name == "gpu" and torch.cuda.is_available():
@@ -79,13 +88,18 @@ Step = Callable[[Any, torch.Tensor, torch.Tensor], Any]
 Evaluate = Callable[[Any, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def epoch_runner(step: Step, evaluate: Evaluate, *, fuse: bool) -> Callable:
+def shard_batch(x: torch.Tensor, placement: torch.device) -> torch.Tensor:
+    """One process sees its whole batch: nothing to split (DDP splits across processes)."""
+    return x
+
+
+def epoch_runner(step: Step, evaluate: Evaluate, *, fuse: bool, placement: torch.device | None = None) -> Callable:
     """``run(state, data, batches) -> (state, metrics)``: one epoch of ``step`` in the shared
     batch order, then the loss and accuracy on the train and test sets.
 
     PyTorch runs eagerly, a step a batch (``fuse`` is JAX's; it changes nothing here).
     """
-    del fuse
+    del fuse, placement
 
     def run(state: Any, data: tuple[torch.Tensor, ...], batches: np.ndarray) -> tuple[Any, list[float]]:
         Xtrain, Ytrain, Xtest, Ytest = data

@@ -1,0 +1,101 @@
+"""Beyond one device: JAX sharding on virtual CPU devices, PyTorch DDP on gloo, with parity."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import frameworks
+from frameworks.tolerances import max_relative_error, tolerance
+
+ROOT = Path(__file__).resolve().parents[1]
+EPOCHS = 150  # the lab's full circles run
+
+
+@pytest.fixture(scope="module")
+def sharded() -> dict:
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-m", "tests.sharded_check", str(EPOCHS)], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=900)
+    if done.returncode:
+        pytest.fail(f"the sharded check failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_virtual_devices_exist(sharded) -> None:
+    assert sharded["cpu_devices"] == 8
+
+
+@pytest.mark.parametrize("devices", [2, 4, 8])
+@pytest.mark.parametrize("impl_id", ["jax/manual", "jax/grad", "jax/flax", "jax/optax"])
+def test_sharded_gradients_equal_single_device(sharded, impl_id: str, devices: int) -> None:
+    assert sharded["gradients"][f"{impl_id}@{devices}"] <= tolerance("gradients", "float64")
+
+
+@pytest.mark.parametrize("devices", [2, 4, 8])
+@pytest.mark.parametrize("impl_id", ["jax/manual", "jax/optax"])
+def test_sharded_circles_trajectory_equals_single_device(sharded, impl_id: str, devices: int) -> None:
+    assert sharded["trajectories"][f"{impl_id}@{devices}"] <= tolerance("trajectory_params", "float64")
+
+
+def test_the_compiler_inserts_the_all_reduce(sharded) -> None:
+    assert sharded["all_reduce"]["jax/manual@4"]
+    assert sharded["all_reduce"]["batch_spec"] == "P('data',)"  # the batch split by rows
+
+
+def test_indivisible_batch_is_refused() -> None:
+    with pytest.raises(frameworks.KitError, match="not divisible by devices=4"):
+        frameworks.TrainConfig(batch_size=10, devices=4)
+
+
+def test_too_many_devices_is_a_clear_error(circles) -> None:
+    with pytest.raises(frameworks.KitError, match="xla_force_host_platform_device_count"):
+        frameworks.get("jax/manual").train(circles, frameworks.TrainConfig(batch_size=64, devices=64, epochs=1))
+    with pytest.raises(frameworks.KitError, match="torchrun"):
+        frameworks.get("torch/optim").train(circles, frameworks.TrainConfig(batch_size=8, devices=2, epochs=1))
+
+
+def _gloo_can_start() -> str | None:
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_gloo_available():
+        return "this PyTorch build has no gloo backend"
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+    except OSError as err:
+        return f"cannot open a loopback socket for the rendezvous: {err}"
+    return None
+
+
+@pytest.mark.parametrize(("impl_id", "reduction"), [("torch/optim", "mean"), ("torch/nn", "sum")])
+def test_ddp_on_two_gloo_processes_equals_one_process_and_jax(circles, tmp_path, impl_id: str, reduction: str) -> None:
+    reason = _gloo_can_start()
+    if reason:
+        pytest.skip(reason)
+    from frameworks.torch_stages.ddp import run_ddp
+
+    result = run_ddp(impl_id, 2, tmp_path, "--dtype", "float64", "--epochs", str(EPOCHS), "--loss-reduction", reduction)
+    assert result["world_size"] == 2
+    config = frameworks.TrainConfig(dtype="float64", loss_reduction=reduction)
+    tol = tolerance("trajectory_params", "float64")
+    for other in (impl_id, "jax/optax"):
+        single = frameworks.get(other).train(circles, config)
+        assert max_relative_error(result["params"], single.params) <= tol
+        assert max(abs(a - b) for a, b in zip(result["history"]["test_loss"], single.history["test_loss"])) <= tol
+
+
+def test_ddp_refuses_an_indivisible_batch(tmp_path) -> None:
+    reason = _gloo_can_start()
+    if reason:
+        pytest.skip(reason)
+    from frameworks.torch_stages.ddp import run_ddp
+
+    with pytest.raises(frameworks.KitError, match="not divisible by the 3 processes"):
+        run_ddp("torch/optim", 3, tmp_path, "--epochs", "1")
