@@ -23,6 +23,7 @@ from frameworks._config import TrainConfig
 from frameworks._data import Dataset, check_features, check_labels
 from frameworks._errors import KitError
 from frameworks._params import Params, check_params, init_params
+from frameworks._registry import MODULE_STAGES
 
 if TYPE_CHECKING:
     from frameworks._registry import Implementation
@@ -123,7 +124,7 @@ def fit(
       progress: show a progress bar.
       resume: a checkpoint (or its path) to continue from: its parameters,
         history and batch order; ``config`` may differ from the checkpoint's
-        only in ``epochs`` (the total to reach) and ``device``. Any
+        only in ``epochs`` (the total to reach), ``device``, ``devices``, ``fuse``. Any
         implementation resumes any other's checkpoint.
       checkpoint: a path to save the run to, atomically, every
         ``checkpoint_every`` epochs and at the end.
@@ -133,10 +134,8 @@ def fit(
     if not isinstance(config, TrainConfig):
         raise KitError(f"config must be a frameworks.TrainConfig, got {type(config).__name__}.")
     stage, backend = impl.module, impl.module.backend
-    if config.model != "lab" and impl.id not in _module_stages():
-        raise KitError(
-            f"model={config.model!r} needs a model object; {impl.id} has none. Use one of {_module_stages()}."
-        )
+    if config.model != "lab" and impl.id not in MODULE_STAGES:
+        raise KitError(f"model={config.model!r} needs a model object; {impl.id} has none. Use one of {MODULE_STAGES}.")
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every <= 0:
         raise KitError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}.")
     if resume is not None:
@@ -199,17 +198,11 @@ def fit(
 
 
 def _check_resumable(resume: Checkpoint, config: TrainConfig) -> None:
-    """A run resumes only under the config it was started with (up to its length and device)."""
-    theirs, ours = resume.config.replace(epochs=1, device=None), config.replace(epochs=1, device=None)
-    if theirs != ours:
+    """A run resumes only under the config it was started with, up to its length and its placement."""
+    free = {"epochs": 1, "device": None, "devices": 1, "fuse": True}  # how far and where, not what
+    if resume.config.replace(**free) != config.replace(**free):
         diff = {k: (v, getattr(config, k)) for k, v in resume.config.to_dict().items()
-                if k not in ("epochs", "device") and getattr(config, k) != v}
+                if k not in free and getattr(config, k) != v}
         raise KitError(f"the checkpoint was made with another config; differences (checkpoint, now): {diff}.")
     if resume.epoch > config.epochs:
         raise KitError(f"the checkpoint is at epoch {resume.epoch}, past config.epochs={config.epochs}.")
-
-
-def _module_stages() -> tuple[str, ...]:
-    from frameworks._registry import MODULE_STAGES
-
-    return MODULE_STAGES
