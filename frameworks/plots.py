@@ -1,6 +1,8 @@
 """Figures: training curves, the lab's four-panel figure, decision boundaries, parity heat maps.
 
-Matplotlib with the Agg backend (files only, no screen needed).
+Drawn with Matplotlib's object API (``matplotlib.figure.Figure``), never
+through pyplot: writing a file needs no screen, and the kit leaves the
+caller's backend (a notebook's inline one, say) untouched.
 """
 
 from __future__ import annotations
@@ -12,20 +14,18 @@ from typing import Any
 import numpy as np
 
 
-def _pyplot():
-    import matplotlib
+def subplots(*grid: int, figsize: tuple[float, float], **options: Any) -> tuple[Any, Any]:
+    """A new figure and its axes, like ``pyplot.subplots`` but outside pyplot's global state."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **options)
 
 
 def _save(fig: Any, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
     return path
 
 
@@ -42,8 +42,7 @@ def history_axes(axes: Sequence[Any], history: Mapping[str, Sequence[float]], *,
 
 def curves(history: Mapping[str, Sequence[float]], path: Path, *, title: str) -> Path:
     """Loss and accuracy curves of one run (train and test)."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = subplots(1, 2, figsize=(10, 3.6))
     history_axes(axes, history)
     axes[1].legend()
     fig.suptitle(title)
@@ -53,8 +52,7 @@ def curves(history: Mapping[str, Sequence[float]], path: Path, *, title: str) ->
 def stage_panels(runs: Mapping[str, Mapping[str, Any]], stages: Mapping[str, Mapping[str, str]], path: Path,
                  *, title: str) -> Path:
     """The lab's figure: a column per stage, loss above accuracy; PyTorch solid, JAX dashed."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(2, len(stages), figsize=(4.2 * len(stages), 6.4), sharex=True, squeeze=False)
+    fig, axes = subplots(2, len(stages), figsize=(4.2 * len(stages), 6.4), sharex=True, squeeze=False)
     for column, (stage, ids) in enumerate(stages.items()):
         for framework, impl_id in ids.items():
             if impl_id in runs:
@@ -72,13 +70,12 @@ def stage_panels(runs: Mapping[str, Mapping[str, Any]], stages: Mapping[str, Map
 def decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, Y: np.ndarray, path: Path,
                       *, title: str) -> Path:
     """The classes the model predicts over the plane, with the (test) points on top (2-D data only)."""
-    plt = _pyplot()
     pad = 0.3
     (x0, y0), (x1, y1) = X.min(axis=0) - pad, X.max(axis=0) + pad
     gx, gy = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
     grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
     classes = predict(grid).argmax(axis=1).reshape(gx.shape)
-    fig, ax = plt.subplots(figsize=(4.4, 4.2))
+    fig, ax = subplots(figsize=(4.4, 4.2))
     ax.contourf(gx, gy, classes, levels=np.arange(Y.shape[1] + 1) - 0.5, cmap="coolwarm", alpha=0.35)
     ax.scatter(X[:, 0], X[:, 1], c=Y.argmax(axis=1), cmap="coolwarm", s=12, edgecolors="k", linewidths=0.3)
     ax.set_aspect("equal")
@@ -88,8 +85,7 @@ def decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray
 
 def parity_heatmaps(tables: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """One heat map a (dtype, device): log10 of the max relative error, row against column."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(tables), figsize=(6.2 * len(tables), 5.4), squeeze=False)
+    fig, axes = subplots(1, len(tables), figsize=(6.2 * len(tables), 5.4), squeeze=False)
     for ax, table in zip(axes[0], tables):
         ids = table["ids"]
         matrix = np.log10(np.maximum(np.asarray(table["matrix"], dtype=float), 1e-18))
@@ -107,8 +103,7 @@ def parity_heatmaps(tables: Sequence[Mapping[str, Any]], path: Path) -> Path:
 
 def trap_curves(runs: Mapping[str, Mapping[str, Any]], path: Path, *, title: str) -> Path:
     """Test accuracy and loss of each mode (first implementation of each framework) against the lab's run."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = subplots(1, 2, figsize=(11, 4))
     colors = dict(zip(runs, ("black", "tab:red", "tab:green", "tab:purple", "tab:brown")))
     for mode, results in runs.items():
         shown = set()

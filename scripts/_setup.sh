@@ -9,9 +9,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "setting up $VENV (first run: a few minutes)" >&2
   "$PYTHON_BIN" -m venv "$VENV"
 fi
-STAMP="$VENV/.kit-installed-${KIT_EXTRAS:-all,test}"
+EXTRAS="${KIT_EXTRAS:-all,test,docs}"
+STAMP="$VENV/.kit-installed-$EXTRAS"
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ constraints.txt -nt "$STAMP" ]; then
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[${KIT_EXTRAS:-all,test}]"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[$EXTRAS]"
   touch "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
