@@ -19,7 +19,15 @@ from frameworks._config import TrainConfig
 from frameworks._data import Dataset, load_dataset
 from frameworks._errors import KitError
 from frameworks._params import Params, init_params
-from frameworks._registry import FRAMEWORKS, IMPLEMENTATIONS, MODULE_STAGES, STAGES, Implementation, get
+from frameworks._registry import (
+    FRAMEWORKS,
+    IMPLEMENTATIONS,
+    MODULE_STAGES,
+    STAGES,
+    Implementation,
+    get,
+    native_init,
+)
 from frameworks._training import METRICS, TrainResult
 
 __all__ = [
@@ -40,6 +48,7 @@ __all__ = [
     "init_params",
     "load_checkpoint",
     "load_dataset",
+    "native_init",
     "save_checkpoint",
 ]
 __version__ = "0.1.0"

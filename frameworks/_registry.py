@@ -119,7 +119,8 @@ class Implementation:
     ) -> TrainResult:
         """Train on ``dataset`` from ``params`` (default: ``init_params`` of ``config.seed``).
 
-        ``options`` go to :func:`frameworks.fit` (``progress``, ``checkpoint``...).
+        ``options``: ``progress``, ``resume``, ``checkpoint``, ``checkpoint_every``
+        (see ``frameworks._training.fit``).
         """
         from frameworks._training import fit
 
@@ -137,3 +138,16 @@ def get(implementation_id: str) -> Implementation:
 
 
 _INSTANCES: dict[str, Implementation] = {}
+
+
+def native_init(framework: str, nx: int, nh: int, ny: int, *, seed: int = 0) -> Params:
+    """A framework's own default init, as canonical parameters (what ``TrainConfig(init="native")`` uses).
+
+    "torch": ``nn.Linear``'s Kaiming-uniform weights and uniform biases
+    (``torch.manual_seed(seed)``); "jax": Flax ``nnx.Linear``'s LeCun-normal
+    kernels and zero biases (``nnx.Rngs(seed)``).
+    """
+    if framework not in FRAMEWORKS:
+        raise unknown("framework", framework, FRAMEWORKS)
+    first = next(i for i in IMPLEMENTATIONS if i.startswith(f"{framework}/"))
+    return get(first).module.backend.native_init(nx, nh, ny, seed=seed)

@@ -21,6 +21,7 @@ import argparse
 import csv
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ import numpy as np
 from frameworks._cli_train import add_config_arguments, config_from
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset, load_dataset
-from frameworks._registry import IMPLEMENTATIONS, MODULE_STAGES, STAGES, get
+from frameworks._registry import IMPLEMENTATIONS, MODULE_STAGES, STAGES, get, native_init
 from frameworks._training import TrainResult
 from frameworks.tolerances import max_relative_error
 
@@ -76,8 +77,7 @@ def seed_study(dataset: Dataset, config: TrainConfig, *, seeds: range, impl_id: 
     native inits drawn by each framework and passed in as the starting weights.
     """
     impl = get(impl_id)
-    inits = {name: get(other).module.backend.native_init for name, other in
-             (("PyTorch default init", "torch/manual"), ("Flax default init", "jax/manual"))}
+    inits = {"PyTorch default init": partial(native_init, "torch"), "Flax default init": partial(native_init, "jax")}
     study = {}
     for name in ("mean (lab-faithful)", "sum", *inits):
         accs = []
