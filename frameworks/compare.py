@@ -214,6 +214,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", default=None, help="comma-separated implementation ids (default: all eight)")
     parser.add_argument("--no-traps", dest="traps", action="store_false", help="skip the trap modes")
     parser.add_argument("--seeds", type=int, default=10, help="seeds of the seed study (0 skips it)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -228,11 +229,12 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"compare on {dataset.name}: {len(implementations)} implementations, {config}", flush=True)
 
-    runs = {"lab": train_all(dataset, config, implementations, label="lab")}
+    runs = {"lab": train_all(dataset, config, implementations, label="lab", progress=args.progress)}
     traps = args.traps and dataset.name != "mnist"
     for mode in trap_modes() if traps else []:
         ids = tuple(i for i in implementations if i in mode.implementations)
-        runs[mode.name] = train_all(dataset, config.replace(**mode.changes), ids, label=mode.name)
+        runs[mode.name] = train_all(dataset, config.replace(**mode.changes), ids, label=mode.name,
+                                    progress=args.progress)
     study = seed_study(dataset, config, seeds=range(args.seeds)) if traps and args.seeds else None
 
     title = f"{dataset.name}: nh={config.nh}, eta={config.eta}, batch {config.batch_size}, {config.dtype}"
