@@ -168,33 +168,62 @@ def fit(
         device = backend.resolve_device(config.device, config.devices)
         data = tuple(backend.asarray(a, config.dtype, device) for a in dataset[:4])
         state = stage.prepare(params, config, device)
-        run_epoch = backend.epoch_runner(stage.make_step(config), stage.evaluate, fuse=config.fuse, placement=device)
-        epochs = range(first_epoch, config.epochs)
+        run = backend.epoch_runner(stage.make_step(config), stage.evaluate, fuse=config.fuse, placement=device)
+        bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            epochs = tqdm(epochs, desc=impl.id, unit="epoch", leave=False)
-        for epoch in epochs:
-            state, metrics = run_epoch(state, data, order.next_epoch())
-            if not all(math.isfinite(m) for m in metrics):
-                result.diverged = epoch + 1
+            bar = tqdm(total=config.epochs, initial=first_epoch, desc=impl.id, unit="epoch", leave=False)
+        for chunk in _chunks(first_epoch, config.epochs, progress=progress,
+                             checkpoint_every=checkpoint_every if checkpoint is not None else None):
+            batches = order.epochs(chunk)
+            chunk_start = result.params
+            state, metrics = run(state, data, batches)
+            finite = [all(math.isfinite(m) for m in epoch) for epoch in metrics]
+            done = finite.index(False) if not all(finite) else chunk
+            for epoch in metrics[:done]:
+                for name, value in zip(METRICS, epoch):
+                    result.history[name].append(value)
+            if done < chunk:  # diverged: recompute the last finite state from the chunk's start
+                result.diverged = result.epochs_done + 1
+                if done:
+                    replay = stage.prepare(chunk_start, config, device)
+                    result.params = stage.export(run(replay, data, batches[:done])[0])
                 warnings.warn(
-                    f"{impl.id}: the loss became NaN or infinite at epoch {epoch + 1}; training stopped there. "
-                    f"The result keeps the parameters and history of epoch {epoch} (try a smaller eta).",
+                    f"{impl.id}: the loss became NaN or infinite at epoch {result.diverged}; training stopped "
+                    f"there. The result keeps the parameters and history of epoch {result.diverged - 1} "
+                    "(try a smaller eta).",
                     RuntimeWarning,
                     stacklevel=3,
                 )
                 break
-            for name, value in zip(METRICS, metrics):
-                result.history[name].append(value)
-            result.params = stage.export(state)  # the last finite parameters, kept if a later epoch diverges
-            if (epoch + 1) % checkpoint_every == 0 or epoch + 1 == config.epochs:
-                save()
-            if progress:
-                epochs.set_postfix(loss=f"{metrics[0]:.4f}", test_acc=f"{metrics[3]:.3f}")
+            result.params = stage.export(state)
+            save()
+            if bar is not None:
+                bar.update(chunk)
+                bar.set_postfix(loss=f"{metrics[-1][0]:.4f}", test_acc=f"{metrics[-1][3]:.3f}")
+        if bar is not None:
+            bar.close()
     result.wall_time = time.perf_counter() - start
     result.batch_order_state = order.state
     return result
+
+
+def _chunks(first: int, last: int, *, progress: bool, checkpoint_every: int | None) -> list[int]:
+    """How many epochs each call of the runner takes: all at once unless a progress bar or
+    checkpoints need the run back on the host sooner (the JAX runner fuses a chunk into one call)."""
+    size = last - first
+    if checkpoint_every is not None:
+        size = checkpoint_every
+    elif progress:
+        size = max(1, -(-(last - first) // 50))
+    size = max(size, 1)
+    chunks, epoch = [], first
+    while epoch < last:
+        take = min(size - epoch % size if checkpoint_every else size, last - epoch)
+        chunks.append(take)
+        epoch += take
+    return chunks
 
 
 def _check_resumable(resume: Checkpoint, config: TrainConfig) -> None:

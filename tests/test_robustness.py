@@ -6,7 +6,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np

@@ -60,7 +60,7 @@ def test_short_run_on_every_device_matches_cpu_float64(circles, impl_id: str, de
 
 
 @pytest.mark.parametrize("impl_id", ["jax/manual", "jax/grad", "jax/flax", "jax/optax"])
-def test_fused_epoch_equals_step_by_step(circles, impl_id: str) -> None:
+def test_fused_run_equals_step_by_step(circles, impl_id: str) -> None:
     config = frameworks.TrainConfig(dtype="float64", epochs=5)
     fused = frameworks.get(impl_id).train(circles, config)
     stepped = frameworks.get(impl_id).train(circles, config.replace(fuse=False))
@@ -89,3 +89,21 @@ def test_summed_gradient_reaches_the_published_accuracy(request, impl_id: str, d
     accs = [frameworks.get(impl_id).train(data, config.replace(seed=s)).history["test_acc"][-1] for s in range(5)]
     assert np.mean(accs) >= 0.92
     assert min(accs) >= 0.90
+
+
+def test_chunked_calls_follow_the_same_trajectory(circles, tmp_path) -> None:
+    """One fused call for the whole run, or chunks of it (progress bar, checkpoints): the same numbers."""
+    config = frameworks.TrainConfig(dtype="float64", epochs=7)
+    whole = frameworks.get("jax/flax").train(circles, config)
+    chunked = frameworks.get("jax/flax").train(circles, config, checkpoint=tmp_path / "c.npz", checkpoint_every=3)
+    assert max_relative_error(chunked.params, whole.params) <= 1e-12
+    np.testing.assert_allclose(chunked.history["test_loss"], whole.history["test_loss"], rtol=1e-12)
+
+
+def test_chunk_sizes() -> None:
+    from frameworks._training import _chunks
+
+    assert _chunks(0, 150, progress=False, checkpoint_every=None) == [150]
+    assert _chunks(0, 7, progress=False, checkpoint_every=3) == [3, 3, 1]
+    assert _chunks(4, 10, progress=False, checkpoint_every=3) == [2, 3, 1]  # saves stay on multiples of 3
+    assert sum(_chunks(0, 150, progress=True, checkpoint_every=None)) == 150

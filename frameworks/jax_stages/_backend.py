@@ -114,16 +114,19 @@ Step = Callable[[Any, jax.Array, jax.Array], Any]
 Evaluate = Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
 
-def epoch_runner(step: Step, evaluate: Evaluate, *, fuse: bool,
+def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
                  placement: jax.Device | NamedSharding | None = None) -> Callable:
-    """``run(state, data, batches) -> (state, metrics)``: one epoch of the pure ``step`` in the
-    shared batch order, then the loss and accuracy on the train and test sets.
+    """``run(state, data, batches) -> (state, metrics)``: epochs of the pure ``step`` in the shared
+    batch order, ``batches`` shaped (epochs, batches_per_epoch, batch_size); after each epoch the
+    loss and accuracy on the train and test sets (``metrics``, a list of 4 floats an epoch; None
+    when ``evaluate`` is None, for timing the steps alone).
 
-    ``fuse=True``: the whole epoch is one jitted function, the batches a ``lax.scan``.
-    ``fuse=False``: one jitted step a batch, called from Python (the same numbers, slower).
-    On a data-parallel ``placement`` each batch is constrained to be split by rows
-    over the mesh; the compiler partitions the step and inserts the all-reduce of
-    the gradients (whose batch mean is then the mean over all shards).
+    ``fuse=True``: all the epochs are one jitted function, a ``lax.scan`` over epochs of a
+    ``lax.scan`` over batches, the metrics computed inside: one dispatch and one transfer back
+    for the whole call. ``fuse=False``: one jitted step a batch, called from Python (the same
+    numbers, slower). On a data-parallel ``placement`` each batch is constrained to be split by
+    rows over the mesh; the compiler partitions the step and inserts the all-reduce of the
+    gradients (whose batch mean is then the mean over all shards).
     """
     rows_sharding = batch_sharding(placement) if placement is not None else None
 
@@ -131,34 +134,50 @@ def epoch_runner(step: Step, evaluate: Evaluate, *, fuse: bool,
         Xb = X[rows]
         return Xb if rows_sharding is None else jax.lax.with_sharding_constraint(Xb, rows_sharding)
 
-    def metrics_of(state: Any, data: tuple[jax.Array, ...]) -> jax.Array:
+    def metrics_of(state: Any, data: tuple[jax.Array, ...]) -> jax.Array | None:
+        if evaluate is None:
+            return None
         Xtrain, Ytrain, Xtest, Ytest = data
         return jnp.stack([*evaluate(state, Xtrain, Ytrain), *evaluate(state, Xtest, Ytest)])
 
+    def to_host(metrics: Any) -> list[list[float]] | None:
+        return None if evaluate is None else np.asarray(metrics, dtype=np.float64).tolist()
+
     if fuse:
 
-        @jax.jit
-        def fused(state: Any, data: tuple[jax.Array, ...], batches: jax.Array) -> tuple[Any, jax.Array]:
+        def epoch(state: Any, data: tuple[jax.Array, ...], rows_of_epoch: jax.Array) -> tuple[Any, Any]:
             Xtrain, Ytrain = data[:2]
 
             def body(state: Any, rows: jax.Array) -> tuple[Any, None]:
                 return step(state, batch(Xtrain, rows), batch(Ytrain, rows)), None
 
-            state, _ = jax.lax.scan(body, state, batches)
+            state, _ = jax.lax.scan(body, state, rows_of_epoch)
             return state, metrics_of(state, data)
 
-        def run(state: Any, data: tuple[jax.Array, ...], batches: np.ndarray) -> tuple[Any, list[float]]:
-            state, metrics = fused(state, data, batches)
-            return state, np.asarray(metrics, dtype=np.float64).tolist()
+        @jax.jit
+        def fused(state: Any, data: tuple[jax.Array, ...], batches: jax.Array) -> tuple[Any, Any]:
+            return jax.lax.scan(lambda state, rows: epoch(state, data, rows), state, batches)
+
+        def run(state: Any, data: tuple[jax.Array, ...], batches: np.ndarray) -> tuple[Any, Any]:
+            state, metrics = fused(state, data, np.asarray(batches, dtype=np.int32))
+            return state, to_host(metrics)
 
         return run
 
     step_on_rows = jax.jit(lambda state, X, Y, rows: step(state, batch(X, rows), batch(Y, rows)))
     jitted_metrics = jax.jit(metrics_of)
 
-    def run(state: Any, data: tuple[jax.Array, ...], batches: np.ndarray) -> tuple[Any, list[float]]:
-        for rows in batches:
-            state = step_on_rows(state, data[0], data[1], rows)
-        return state, np.asarray(jitted_metrics(state, data), dtype=np.float64).tolist()
+    def run(state: Any, data: tuple[jax.Array, ...], batches: np.ndarray) -> tuple[Any, Any]:
+        metrics = []
+        for rows_of_epoch in np.asarray(batches, dtype=np.int32):
+            for rows in rows_of_epoch:
+                state = step_on_rows(state, data[0], data[1], rows)
+            metrics.append(jitted_metrics(state, data))
+        return state, to_host(metrics)
 
     return run
+
+
+def wait(state: Any) -> Any:
+    """Block until ``state`` is computed (JAX dispatches asynchronously); for timing."""
+    return jax.block_until_ready(state)

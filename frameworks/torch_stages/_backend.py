@@ -84,28 +84,40 @@ def native_init(nx: int, nh: int, ny: int, *, seed: int) -> Params:
     return convert.from_torch_state_dict(model.state_dict())
 
 
-Step = Callable[[Any, torch.Tensor, torch.Tensor], Any]
-Evaluate = Callable[[Any, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
-
 def shard_batch(x: torch.Tensor, placement: torch.device) -> torch.Tensor:
     """One process sees its whole batch: nothing to split (DDP splits across processes)."""
     return x
 
 
-def epoch_runner(step: Step, evaluate: Evaluate, *, fuse: bool, placement: torch.device | None = None) -> Callable:
-    """``run(state, data, batches) -> (state, metrics)``: one epoch of ``step`` in the shared
-    batch order, then the loss and accuracy on the train and test sets.
+Step = Callable[[Any, torch.Tensor, torch.Tensor], Any]
+Evaluate = Callable[[Any, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool, placement: torch.device | None = None) -> Callable:
+    """``run(state, data, batches) -> (state, metrics)``: epochs of ``step`` in the shared batch
+    order, ``batches`` shaped (epochs, batches_per_epoch, batch_size); after each epoch the loss
+    and accuracy on the train and test sets (``metrics``, a list of 4 floats an epoch; None when
+    ``evaluate`` is None, for timing the steps alone).
 
     PyTorch runs eagerly, a step a batch (``fuse`` is JAX's; it changes nothing here).
     """
     del fuse, placement
 
-    def run(state: Any, data: tuple[torch.Tensor, ...], batches: np.ndarray) -> tuple[Any, list[float]]:
+    def run(state: Any, data: tuple[torch.Tensor, ...], batches: np.ndarray) -> tuple[Any, Any]:
         Xtrain, Ytrain, Xtest, Ytest = data
-        for rows in torch.as_tensor(batches, device=Xtrain.device):
-            state = step(state, Xtrain[rows], Ytrain[rows])
-        metrics = (*evaluate(state, Xtrain, Ytrain), *evaluate(state, Xtest, Ytest))
-        return state, [float(m) for m in metrics]
+        metrics = []
+        for rows_of_epoch in torch.as_tensor(batches, device=Xtrain.device):
+            for rows in rows_of_epoch:
+                state = step(state, Xtrain[rows], Ytrain[rows])
+            if evaluate is not None:
+                metrics.append([float(m) for m in (*evaluate(state, Xtrain, Ytrain), *evaluate(state, Xtest, Ytest))])
+        return state, metrics if evaluate is not None else None
 
     return run
+
+
+def wait(state: Any) -> Any:
+    """Block until queued GPU work is done (the CPU is synchronous); for timing."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    return state
