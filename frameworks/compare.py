@@ -30,7 +30,7 @@ import numpy as np
 from frameworks._cli_train import add_config_arguments, config_from
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset, load_dataset
-from frameworks._registry import IMPLEMENTATIONS, MODULE_STAGES, STAGES, get, native_init
+from frameworks._registry import FRAMEWORKS, IMPLEMENTATIONS, MODULE_STAGES, STAGES, get, native_init
 from frameworks._training import TrainResult
 from frameworks.tolerances import max_relative_error
 
@@ -229,12 +229,17 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"compare on {dataset.name}: {len(implementations)} implementations, {config}", flush=True)
 
-    runs = {"lab": train_all(dataset, config, implementations, label="lab", progress=args.progress)}
     traps = args.traps and dataset.name != "mnist"
-    for mode in trap_modes() if traps else []:
-        ids = tuple(i for i in implementations if i in mode.implementations)
-        runs[mode.name] = train_all(dataset, config.replace(**mode.changes), ids, label=mode.name,
-                                    progress=args.progress)
+    modes = [Mode("lab", {}, IMPLEMENTATIONS, "the lab-faithful run"), *(trap_modes() if traps else [])]
+    runs: dict[str, dict[str, TrainResult]] = {mode.name: {} for mode in modes}
+    # Every PyTorch run before any JAX one: once XLA has run on a small CPU its threads can slow
+    # PyTorch's small products in the same process (seen tenfold on 2 cores), skewing wall times.
+    for framework in FRAMEWORKS:
+        for mode in modes:
+            ids = tuple(i for i in implementations if i in mode.implementations and i.startswith(f"{framework}/"))
+            runs[mode.name] |= train_all(dataset, config.replace(**mode.changes), ids, label=mode.name,
+                                         progress=args.progress)
+    runs = {mode: {i: results[i] for i in IMPLEMENTATIONS if i in results} for mode, results in runs.items()}
     study = seed_study(dataset, config, seeds=range(args.seeds)) if traps and args.seeds else None
 
     title = f"{dataset.name}: nh={config.nh}, eta={config.eta}, batch {config.batch_size}, {config.dtype}"
@@ -272,7 +277,11 @@ def run(args: argparse.Namespace) -> int:
               "![curves](curves.png)", ""]
     if len(runs) > 1:
         report += ["![traps](traps.png)", ""]
-    report += [explain(runs, study, config), "## Results", "", table, ""]
+    report += [explain(runs, study, config), "## Results", "",
+               "Final metrics after the last epoch. `wall_time_s`: the whole run, JIT compilation included "
+               "(JAX compiles once a run; `python -m frameworks bench` times the steps alone). "
+               "`max_param_diff_to_first`: max relative difference of the final parameters to the mode's "
+               "first implementation.", "", table, ""]
     if svm:
         report += ["## Reference: the lab's SVM bonus (scikit-learn, default hyperparameters)", "",
                    markdown_table(svm, list(svm[0])), "", "Published on the course's circles.mat: linear kernel "
