@@ -172,3 +172,34 @@ def test_loads_after_a_non_editable_install(tmp_path) -> None:
     assert out.stdout.splitlines()[0].startswith(str(tmp_path / "site"))
     assert out.stdout.splitlines()[1] == "(200, 2)"
     assert hashlib.sha256((tmp_path / "site" / "shared_data" / "circles.npz").read_bytes()).hexdigest() == _data.CHECKSUMS["circles.npz"]
+
+
+@pytest.mark.parametrize(
+    ("arrays", "extra", "message"),
+    [
+        ({"Xtrain": np.full((4, 2), np.inf)}, [], "NaN or infinite"),
+        ({"Xtrain": np.zeros((0, 2)), "Ytrain": np.zeros((0, 2))}, [], "is empty"),
+        ({"Ytrain": np.full((4, 2), 0.5)}, [], "not one-hot"),
+        ({"Ytrain": np.eye(2)[[0, 1, 0]]}, [], "3 rows but X has 4"),
+        ({}, ["--batch-size", "0"], "batch_size must be a positive integer"),
+        ({}, ["--dataset", "circels"], "unknown dataset 'circels'"),
+        ({}, ["--device", "tpu"], "JAX sees no 'tpu' device"),
+        ({}, ["--nh", "-2"], "nh must be a positive integer"),
+    ],
+)
+def test_cli_bad_data_and_settings(tmp_path, capsys, arrays, extra, message) -> None:
+    data = {"Xtrain": np.zeros((4, 2)), "Ytrain": np.eye(2)[[0, 1, 0, 1]], "Xtest": np.zeros((2, 2)),
+            "Ytest": np.array([0, 1])} | arrays  # integer test labels: accepted, one-hot encoded
+    np.savez(tmp_path / "data.npz", **data)
+    argv = ["train", "jax/manual", "--dataset", str(tmp_path / "data.npz"), "--batch-size", "2", "--epochs", "1",
+            *extra, "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_accepts_integer_labels(tmp_path) -> None:
+    np.savez(tmp_path / "ids.npz", Xtrain=np.random.default_rng(0).normal(size=(8, 3)), Ytrain=np.arange(8) % 3,
+             Xtest=np.zeros((3, 3)), Ytest=np.array([2, 1, 0]))
+    assert main(["train", "torch/nn", "--dataset", str(tmp_path / "ids.npz"), "--batch-size", "4", "--epochs", "2",
+                 "--out", str(tmp_path / "out")]) == 0

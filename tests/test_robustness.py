@@ -189,3 +189,12 @@ def test_cli_reports_divergence(tmp_path, capsys) -> None:
                      "--out", str(tmp_path)])
     assert code == 1
     assert "diverged at epoch" in capsys.readouterr().out
+
+
+def test_float64_on_a_tpu_is_refused_clearly() -> None:
+    """JAX computes no float64 on TPUs: the kit says so rather than silently computing in float32."""
+    params, X, Y = random_problem(0, nx=3, nh=4, ny=3, batch=6)
+    with pytest.raises(frameworks.KitError, match="float64 is not supported on TPUs"):
+        frameworks.get("jax/manual").gradients(params, X, Y, dtype="float64", device="tpu")
+    with pytest.raises(frameworks.KitError, match="PyTorch sees no 'tpu' device here; it sees"):
+        frameworks.get("torch/manual").gradients(params, X, Y, device="tpu")
