@@ -242,7 +242,8 @@ def run(args: argparse.Namespace) -> int:
     runs = {mode: {i: results[i] for i in IMPLEMENTATIONS if i in results} for mode, results in runs.items()}
     study = seed_study(dataset, config, seeds=range(args.seeds)) if traps and args.seeds else None
 
-    title = f"{dataset.name}: nh={config.nh}, eta={config.eta}, batch {config.batch_size}, {config.dtype}"
+    title = (f"{dataset.name}: nh={config.nh}, eta={config.eta}, batch {config.batch_size}, {config.dtype}; "
+             "PyTorch solid, JAX dashed")
     plots.stage_panels({i: r.__dict__ for i, r in runs["lab"].items()}, STAGES, out / "curves.png", title=title)
     if len(runs) > 1:
         plots.trap_curves(runs, out / "traps.png", title=f"{dataset.name}: the lab's traps (test accuracy and loss)")
