@@ -53,6 +53,11 @@ class TrainResult:
     def epochs_done(self) -> int:
         return len(self.history["train_loss"])
 
+    def final(self, metric: str) -> float:
+        """``metric`` after the last (finite) epoch; NaN when no epoch finished."""
+        values = self.history[metric]
+        return values[-1] if values else float("nan")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "implementation": self.implementation,

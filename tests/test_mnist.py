@@ -8,6 +8,7 @@ skips when it is absent.
 from __future__ import annotations
 
 import gzip
+import json
 import importlib.util
 import sys
 from pathlib import Path
@@ -198,3 +199,27 @@ def test_svm_baseline_on_lab_circles():
     assert linear == pytest.approx(0.62, abs=0.005) and 0.55 <= linear <= 0.70
     assert rows["LinearSVC()"]["test_acc"] == pytest.approx(0.53, abs=0.005)
     assert rows["SVC(kernel='poly', degree=2)"]["test_acc"] == pytest.approx(0.955, abs=0.005)
+
+
+def test_compare_runs_all_eight_on_mnist_files(tmp_path, mnist_arrays):
+    """``compare --dataset mnist --data-dir``: the real loader feeding all eight, with the lab's MNIST preset."""
+    from frameworks.__main__ import main
+
+    folder = write_mnist(tmp_path / "mnist", mnist_arrays, gz=True)
+    out = tmp_path / "report"
+    assert main(["compare", "--dataset", "mnist", "--data-dir", str(folder), "--epochs", "2", "--batch-size", "10",
+                 "--no-progress", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["nh"] == 100 and report["config"]["eta"] == 0.03  # the lab's MNIST settings
+    assert sorted(report["runs"]["lab"]) == sorted(frameworks.IMPLEMENTATIONS)
+    assert list(report["runs"]) == ["lab"]  # no trap modes on MNIST
+
+
+@needs_sklearn
+def test_compare_on_digits(tmp_path):
+    from frameworks.__main__ import main
+
+    assert main(["compare", "--dataset", "digits", "--epochs", "2", "--seeds", "0", "--no-progress",
+                 "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["config"]["batch_size"] == 100 and sorted(report["runs"]["lab"]) == sorted(frameworks.IMPLEMENTATIONS)
