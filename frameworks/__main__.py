@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     except KitError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # an output folder that cannot be written, a disk that is full
+        print(f"error: {err.strerror or err} ({err.filename or 'output'}); check the --out/--checkpoint path.",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

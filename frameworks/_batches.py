@@ -26,6 +26,10 @@ class BatchOrder:
     """
 
     def __init__(self, n: int, batch_size: int, *, seed: int) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+            raise KitError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise KitError(f"seed must be a non-negative integer, got {seed!r}.")
         if batch_size > n:
             raise KitError(
                 f"batch_size {batch_size} is larger than the training set ({n} rows); use at most {n}."

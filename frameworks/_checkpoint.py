@@ -41,6 +41,7 @@ class Checkpoint:
     history: dict[str, list[float]]
     epoch: int
     batch_order_state: dict[str, Any]
+    dataset: str = ""  #: the name and SHA-256 of the training data, checked when the run resumes
 
 
 def _digest(params: Params, record: bytes) -> str:
@@ -62,6 +63,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         "history": checkpoint.history,
         "epoch": checkpoint.epoch,
         "batch_order_state": checkpoint.batch_order_state,
+        "dataset": checkpoint.dataset,
     }, sort_keys=True).encode()
     buffer = io.BytesIO()
     np.savez(buffer, record=np.frombuffer(record, dtype=np.uint8), sha256=np.array(_digest(params, record)), **params)
@@ -105,4 +107,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         history=meta["history"],
         epoch=meta["epoch"],
         batch_order_state=meta["batch_order_state"],
+        dataset=meta.get("dataset", ""),
     )
+
+
+def fingerprint(dataset: Any) -> str:
+    """``name:sha256`` of a dataset's four arrays, so a run resumes only on the data it started on."""
+    sha = hashlib.sha256()
+    for array in dataset[:4]:
+        sha.update(np.ascontiguousarray(array, dtype="<f8").tobytes())
+    return f"{dataset.name}:{sha.hexdigest()[:16]}"

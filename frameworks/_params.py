@@ -25,6 +25,8 @@ def init_params(nx: int, nh: int, ny: int, *, seed: int = 0) -> Params:
     for name, value in (("nx", nx), ("nh", nh), ("ny", ny)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
             raise KitError(f"init_params: {name} must be a positive integer, got {value!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise KitError(f"init_params: seed must be a non-negative integer, got {seed!r}.")
     rng = np.random.default_rng(seed)
     return {
         "Wh": rng.normal(0.0, INIT_STD, (nh, nx)),
@@ -52,7 +54,7 @@ def check_params(params: Mapping[str, object]) -> Params:
     out = {}
     for name in NAMES:
         try:
-            out[name] = np.asarray(params[name], dtype=np.float64)
+            out[name] = np.array(params[name], dtype=np.float64)  # a copy: the caller's arrays stay as they are
         except (TypeError, ValueError) as err:
             raise KitError(f"params[{name!r}] is not a numeric array: {err}") from None
     Wh, bh, Wy, by = (out[n] for n in NAMES)

@@ -20,6 +20,8 @@ A stage module provides
 * ``gradients(state, X, Y, *, reduction) -> (loss, grads)``: the mean loss of a
   batch and the gradients of the stage's own mechanism, keyed Wh, bh, Wy, by
   in the canonical layout;
+* ``trace(state, X) -> dict``: the intermediates htilde, h, ytilde, yhat (for
+  ``parity.first_divergence``);
 * ``export(state) -> params``: canonical float64 parameters.
 """
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from frameworks._batches import BatchOrder
-from frameworks._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from frameworks._checkpoint import Checkpoint, fingerprint, load_checkpoint, save_checkpoint
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset, check_features, check_labels
 from frameworks._errors import KitError
@@ -47,7 +47,6 @@ class TrainResult:
     history: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METRICS})
     wall_time: float = 0.0
     diverged: int | None = None
-    batch_order_state: dict[str, Any] | None = None
 
     @property
     def epochs_done(self) -> int:
@@ -143,11 +142,15 @@ def fit(
         raise KitError(f"model={config.model!r} needs a model object; {impl.id} has none. Use one of {MODULE_STAGES}.")
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every <= 0:
         raise KitError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}.")
+    data_id = fingerprint(dataset) if checkpoint is not None or resume is not None else ""
     if resume is not None:
         if params is not None:
             raise KitError("give either params or resume, not both.")
         resume = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
         _check_resumable(resume, config)
+        if resume.dataset and resume.dataset != data_id:
+            raise KitError(f"the checkpoint was made on the data {resume.dataset!r}, not on {data_id!r}; "
+                           "resume it on the same dataset (--dataset).")
         params = resume.params
     elif params is None:
         init = init_params if config.init == "lab" else backend.native_init
@@ -166,7 +169,7 @@ def fit(
     def save() -> None:
         if checkpoint is not None:
             save_checkpoint(checkpoint, Checkpoint(impl.id, config, result.params, result.history,
-                                                   result.epochs_done, order.state))
+                                                   result.epochs_done, order.state, data_id))
 
     start = time.perf_counter()
     with backend.scope(config):
@@ -210,7 +213,6 @@ def fit(
         if bar is not None:
             bar.close()
     result.wall_time = time.perf_counter() - start
-    result.batch_order_state = order.state
     return result
 
 

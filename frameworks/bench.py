@@ -68,7 +68,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -183,7 +182,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 5)
     epochs = args.epochs if args.epochs is not None else (1 if args.quick else 150)
-    for name, value in (("--repeats", repeats), ("--epochs", epochs), ("--torch-threads", args.torch_threads or 1)):
+    threads = 1 if args.torch_threads is None else args.torch_threads
+    for name, value in (("--repeats", repeats), ("--epochs", epochs), ("--torch-threads", threads)):
         if value <= 0:
             raise KitError(f"{name} must be a positive integer, got {value}.")
     selected = _selected(args.only)
@@ -630,34 +630,6 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    """Horizontal bars of us/step, one panel a workload, log scale."""
-    import matplotlib
+    from frameworks import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    workloads = list(dict.fromkeys(r["workload"] for r in rows))
-    labels = list(dict.fromkeys(r["label"] for r in rows))
-    colors = {"torch": "tab:red", "jax": "tab:blue"}
-    fig, axes = plt.subplots(1, len(workloads), figsize=(5 * len(workloads), 0.35 * len(labels) + 1.5), squeeze=False)
-    for ax, workload in zip(axes[0], workloads):
-        mine = {r["label"]: r for r in rows if r["workload"] == workload}
-        values = [mine[label]["us_per_step"] if label in mine and not mine[label]["error"] else 0.0 for label in labels]
-        y = np.arange(len(labels))
-        bar_colors = [colors.get(mine[label]["framework"], "gray") if label in mine else "gray" for label in labels]
-        ax.barh(y, values, color=bar_colors)
-        ax.set_yticks(y, labels if ax is axes[0][0] else [""] * len(labels))
-        ax.invert_yaxis()
-        positive = [v for v in values if v > 0]
-        if positive:  # bars from a common decade below the fastest, so lengths compare
-            ax.set_xscale("log")
-            ax.set_xlim(10 ** math.floor(math.log10(min(positive))), max(positive) * 4)
-        ax.set_xlabel("us / step (log)")
-        ax.set_title(workload)
-        for yi, value in zip(y, values):
-            text = f" {value:.1f}" if value > 0 else " failed"
-            ax.text(value if value > 0 else ax.get_xlim()[0], yi, text, va="center", fontsize=7)
-        ax.grid(axis="x", which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plots.bench_bars(rows, path)

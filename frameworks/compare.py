@@ -31,6 +31,7 @@ import numpy as np
 from frameworks._cli_train import add_config_arguments, config_from
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset, load_dataset
+from frameworks._errors import KitError
 from frameworks._registry import FRAMEWORKS, IMPLEMENTATIONS, MODULE_STAGES, STAGES, get, native_init
 from frameworks._training import TrainResult
 from frameworks.tolerances import max_relative_error
@@ -241,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
 
     traps = args.traps and dataset.name != "mnist"
     modes = [Mode("lab", {}, IMPLEMENTATIONS, "the lab-faithful run"), *(trap_modes() if traps else [])]
+    modes = [mode for mode in modes if set(implementations) & set(mode.implementations)]  # e.g. --only jax/manual
     runs: dict[str, dict[str, TrainResult]] = {mode.name: {} for mode in modes}
     # Every PyTorch run before any JAX one: once XLA has run on a small CPU its threads can slow
     # PyTorch's small products in the same process (seen tenfold on 2 cores), skewing wall times.
@@ -277,12 +279,12 @@ def run(args: argparse.Namespace) -> int:
     params, X, Y = parity.lab_batch(seed=config.seed)
     parity_tables = [parity.gradient_table(params, X, Y, dtype=d, device="cpu") for d in ("float64", "float32")]
     svm = []
-    if dataset.name == "circles" or dataset.nx == 2:
+    if dataset.nx == 2:
         try:
             from frameworks._svm import svm_baseline
 
             svm = svm_baseline(dataset)
-        except ImportError as err:
+        except KitError as err:  # scikit-learn is an optional extra
             print(f"  (no SVM reference: {err})")
     report = [f"# Comparison report: {dataset.name}", "", f"Config: `{config}`", "",
               "![curves](curves.png)", ""]

@@ -28,7 +28,7 @@ def _numpy(x: Any) -> np.ndarray:
     """A tensor or array as float64 NumPy (a torch tensor is detached and moved to the CPU)."""
     if hasattr(x, "detach"):
         x = x.detach().cpu().double().numpy()
-    return np.asarray(x, dtype=np.float64)
+    return np.array(x, dtype=np.float64)  # a copy, never a view of a live parameter
 
 
 def _swap_in_out(w: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from frameworks import oracle
 from frameworks._batches import BatchOrder
 from frameworks._config import TrainConfig
 from frameworks._data import load_dataset
+from frameworks._errors import KitError
 from frameworks._params import Params, init_params
 from frameworks._registry import IMPLEMENTATIONS, get
 from frameworks._training import check_batch
@@ -68,6 +69,8 @@ def gradient_table(
         ids.append(impl_id)
         grads.append(g)
         losses.append(L)
+    if not ids:
+        raise KitError(f"no implementation runs on {device!r} here: " + "; ".join(sorted(set(skipped.values()))) + ".")
     _, reference = oracle.gradients(params, X, Y, reduction=loss_reduction)
     differences = oracle.finite_differences(params, X, Y)
     if loss_reduction == "sum":
@@ -148,13 +151,6 @@ def format_table(table: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_tables(tables: list[dict[str, Any]], path: Path) -> None:
-    """One heat map of log10 max relative error a table."""
-    from frameworks import plots
-
-    plots.parity_heatmaps(tables, path)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", nargs="+", choices=("float64", "float32"), default=["float64", "float32"])
     parser.add_argument("--device", nargs="+", choices=("cpu", "gpu", "tpu"), default=None,
@@ -189,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
             print(format_table(table), end="\n\n")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "parity.json").write_text(json.dumps(tables, indent=1))
-    plot_tables(tables, args.out / "parity.png")
+    from frameworks import plots
+
+    plots.parity_heatmaps(tables, args.out / "parity.png")
     print(f"wrote {args.out / 'parity.json'} and {args.out / 'parity.png'}")
     return 0 if all(t["passed"] for t in tables) else 1

@@ -125,3 +125,33 @@ def trap_curves(runs: Mapping[str, Mapping[str, Any]], path: Path, *, title: str
     axes[0].legend(fontsize=7)
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def bench_bars(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """The benchmark's rows: horizontal bars of us/step, one panel a workload, log scale."""
+    import math
+
+    workloads = list(dict.fromkeys(r["workload"] for r in rows))
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    colors = {"torch": "tab:red", "jax": "tab:blue"}
+    fig, axes = subplots(1, len(workloads), figsize=(5 * len(workloads), 0.35 * len(labels) + 1.5), squeeze=False)
+    for ax, workload in zip(axes[0], workloads):
+        mine = {r["label"]: r for r in rows if r["workload"] == workload}
+        values = [mine[label]["us_per_step"] if label in mine and not mine[label]["error"] else 0.0 for label in labels]
+        y = np.arange(len(labels))
+        bar_colors = [colors.get(mine[label]["framework"], "gray") if label in mine else "gray" for label in labels]
+        ax.barh(y, values, color=bar_colors)
+        ax.set_yticks(y, labels if ax is axes[0][0] else [""] * len(labels))
+        ax.invert_yaxis()
+        positive = [v for v in values if v > 0]
+        if positive:  # bars from a common decade below the fastest, so lengths compare
+            ax.set_xscale("log")
+            ax.set_xlim(10 ** math.floor(math.log10(min(positive))), max(positive) * 4)
+        ax.set_xlabel("us / step (log)")
+        ax.set_title(workload)
+        for yi, value in zip(y, values):
+            text = f" {value:.1f}" if value > 0 else " failed"
+            ax.text(value if value > 0 else ax.get_xlim()[0], yi, text, va="center", fontsize=7)
+        ax.grid(axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)

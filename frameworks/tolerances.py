@@ -3,8 +3,9 @@
 Errors are *max relative errors*: for each tensor, ``max|a - b| / max|b|``
 (the largest entry difference, relative to the tensor's scale), then the
 largest over tensors. Entry-wise relative errors would blow up on gradients
-that happen to be near zero; this measure does not, and it is the one
-``jax.test_util.check_grads`` and PyTorch's ``assert_close`` scale by.
+that happen to be near zero; this measure does not (it is the max-norm
+relative error of numerical analysis, where ``assert_close`` and
+``check_grads`` combine an entry-wise atol and rtol instead).
 
 Why these numbers:
 

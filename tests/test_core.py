@@ -203,3 +203,36 @@ def test_cli_accepts_integer_labels(tmp_path) -> None:
              Xtest=np.zeros((3, 3)), Ytest=np.array([2, 1, 0]))
     assert main(["train", "torch/nn", "--dataset", str(tmp_path / "ids.npz"), "--batch-size", "4", "--epochs", "2",
                  "--out", str(tmp_path / "out")]) == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["parity", "--device", "tpu"], "no implementation runs on 'tpu' here"),
+        (["bench", "--quick", "--torch-threads", "0"], "--torch-threads must be a positive integer"),
+        (["parity", "--seed", "-1"], "seed must be a non-negative integer"),
+        (["train", "jax/grad", "--epochs", "1", "--out", "/proc/forbidden"], "check the --out/--checkpoint path"),
+    ],
+)
+def test_more_cli_errors_are_one_clear_line(capsys, argv, message) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_string_labels_and_zero_batch_are_refused(tmp_path) -> None:
+    np.savez(tmp_path / "s.npz", Xtrain=np.zeros((2, 2)), Ytrain=np.array(["a", "b"]), Xtest=np.zeros((1, 2)),
+             Ytest=np.array(["a"]))
+    with pytest.raises(frameworks.KitError, match="labels must be one-hot rows or integer class ids"):
+        frameworks.load_dataset(tmp_path / "s.npz")
+    with pytest.raises(frameworks.KitError, match="batch_size must be a positive integer"):
+        frameworks.BatchOrder(10, 0, seed=0)
+
+
+def test_compare_with_only_a_manual_stage(tmp_path) -> None:
+    """No module stage selected: the double-softmax trap has nothing to run and is left out."""
+    out = tmp_path / "r"
+    assert main(["compare", "--only", "jax/manual", "--epochs", "2", "--seeds", "0", "--no-progress",
+                 "--out", str(out)]) == 0
+    runs = json.loads((out / "report.json").read_text())["runs"]
+    assert set(runs) == {"lab", "sum", "native-init"} and set(runs["lab"]) == {"torch/manual", "jax/manual"}

@@ -47,14 +47,36 @@ def test_integer_labels_are_accepted() -> None:
     assert one_hot[0] == ids[0] and max_relative_error(one_hot[1], ids[1]) == 0.0
 
 
-@pytest.mark.parametrize("impl_id", ["torch/autograd", "jax/optax"])
-def test_divergence_stops_at_the_epoch_and_keeps_the_last_finite_state(circles, impl_id: str) -> None:
-    config = frameworks.TrainConfig(eta=1e38, epochs=20, loss_reduction="sum")  # weights overflow float32
-    with pytest.warns(RuntimeWarning, match=r"became NaN or infinite at epoch (\d+)"):
-        result = frameworks.get(impl_id).train(circles, config)
-    assert result.diverged is not None and result.epochs_done == result.diverged - 1
+@pytest.mark.parametrize("chunking", [{}, {"checkpoint_every": 4}, {"progress": True}])
+@pytest.mark.parametrize("impl_id", frameworks.IMPLEMENTATIONS)
+def test_divergence_stops_at_the_epoch_and_keeps_the_last_finite_state(circles, tmp_path, impl_id: str,
+                                                                        chunking: dict) -> None:
+    """eta=3e35 (float32): the weights overflow during epoch 2 in all eight implementations.
+
+    The run stops there and keeps epoch 1, exactly as a 1-epoch run ends, whether the
+    epochs ran in one fused call (then epoch 1 is recomputed) or in chunks.
+    """
+    config = frameworks.TrainConfig(eta=3e35, epochs=30)
+    if "checkpoint_every" in chunking:
+        chunking = chunking | {"checkpoint": tmp_path / "run.npz"}
+    with pytest.warns(RuntimeWarning, match="became NaN or infinite at epoch 2"):
+        result = frameworks.get(impl_id).train(circles, config, **chunking)
+    assert result.diverged == 2 and result.epochs_done == 1
+    one_epoch = frameworks.get(impl_id).train(circles, config.replace(epochs=1))
+    assert max_relative_error(result.params, one_epoch.params) <= 1e-6
+    assert result.history == one_epoch.history
     assert all(np.isfinite(v).all() for v in result.params.values())
-    assert all(np.isfinite(result.history["train_loss"]))
+
+
+@pytest.mark.parametrize("impl_id", frameworks.IMPLEMENTATIONS)
+def test_training_leaves_the_callers_arrays_alone(circles, impl_id: str) -> None:
+    params = frameworks.init_params(2, 10, 2, seed=0)
+    before = {name: value.copy() for name, value in params.items()}
+    result = frameworks.get(impl_id).train(circles, frameworks.TrainConfig(dtype="float64", epochs=2), params=params)
+    assert all(np.array_equal(params[name], before[name]) for name in params)
+    exported = {name: value.copy() for name, value in result.params.items()}
+    result.params["Wh"] += 1.0  # the result is the caller's to change, not a view of a live tensor
+    assert not np.array_equal(result.params["Wh"], exported["Wh"])
 
 
 def _run_in_subprocess(impl_id: str) -> str:
@@ -198,3 +220,11 @@ def test_float64_on_a_tpu_is_refused_clearly() -> None:
         frameworks.get("jax/manual").gradients(params, X, Y, dtype="float64", device="tpu")
     with pytest.raises(frameworks.KitError, match="PyTorch sees no 'tpu' device here; it sees"):
         frameworks.get("torch/manual").gradients(params, X, Y, device="tpu")
+
+
+def test_resume_refuses_other_data(circles, tmp_path) -> None:
+    config = frameworks.TrainConfig(dtype="float64", epochs=2)
+    frameworks.get("torch/manual").train(circles, config, checkpoint=tmp_path / "run.npz")
+    other = circles._replace(Xtrain=circles.Xtrain * 2)
+    with pytest.raises(frameworks.KitError, match="made on the data 'circles:"):
+        frameworks.get("torch/manual").train(other, config.replace(epochs=4), resume=tmp_path / "run.npz")

@@ -93,7 +93,7 @@ def shard_batch(x: jax.Array, placement: jax.Device | NamedSharding) -> jax.Arra
 
 
 def to_numpy(x: Any) -> np.ndarray:
-    return np.asarray(jax.device_get(x), dtype=np.float64)
+    return np.array(jax.device_get(x), dtype=np.float64)  # a writable copy
 
 
 def from_canonical(params: Params, dtype: str, device: jax.Device | None) -> dict[str, jax.Array]:

@@ -34,9 +34,15 @@ def forward(params: dict, X: jax.Array) -> tuple[jax.Array, dict]:
     return yhat, outputs
 
 
-def loss_accuracy(Yhat: jax.Array, Y: jax.Array) -> tuple[jax.Array, jax.Array]:
-    L = -(Y * jnp.log(Yhat)).sum(axis=1).mean()
-    acc = (Yhat.argmax(axis=1) == Y.argmax(axis=1)).astype(Yhat.dtype).mean()
+def loss_accuracy(Ytilde: jax.Array, Y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Mean cross-entropy of the batch, from the logits, and the fraction of rows whose argmax is right.
+
+    ``-sum_j Y_j log softmax(ytilde)_j``, with ``log softmax(ytilde) = ytilde - logsumexp(ytilde)``
+    (question 14's simplification): the same number as ``log(Yhat)``, but finite even where
+    a probability underflows to 0.
+    """
+    L = -(Y * jax.nn.log_softmax(Ytilde, axis=1)).sum(axis=1).mean()
+    acc = (Ytilde.argmax(axis=1) == Y.argmax(axis=1)).astype(Ytilde.dtype).mean()
     return L, acc
 
 
@@ -50,8 +56,8 @@ def sgd(params: dict, grads: dict, eta: float) -> dict:
 
 def loss(params: dict, X: jax.Array, Y: jax.Array, reduction: str) -> tuple[jax.Array, jax.Array]:
     """The loss to differentiate (mean, or summed as in the cheat-sheet), and the mean loss as aux."""
-    Yhat, _ = forward(params, X)
-    L, _ = loss_accuracy(Yhat, Y)
+    _, outputs = forward(params, X)
+    L, _ = loss_accuracy(outputs["ytilde"], Y)
     return (L if reduction == "mean" else L * Y.shape[0]), L
 
 
@@ -74,8 +80,8 @@ def make_step(config: TrainConfig):
 
 
 def evaluate(params: dict, X: jax.Array, Y: jax.Array) -> tuple[jax.Array, jax.Array]:
-    Yhat, _ = forward(params, X)
-    return loss_accuracy(Yhat, Y)
+    _, outputs = forward(params, X)
+    return loss_accuracy(outputs["ytilde"], Y)
 
 
 def trace(params: dict, X: jax.Array) -> dict:

@@ -58,14 +58,15 @@ def scope(config: TrainConfig) -> Iterator[None]:
 
 
 def asarray(a: np.ndarray, dtype: str, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(a), dtype=DTYPES[dtype], device=device)
+    """A new tensor (a copy: training updates parameters in place, the caller's arrays must not move)."""
+    return torch.tensor(np.asarray(a), dtype=DTYPES[dtype], device=device)
 
 
 def to_numpy(x: Any) -> np.ndarray:
     """A tensor (or array) as a float64 NumPy array, off the device and the graph."""
     if isinstance(x, torch.Tensor):
         x = x.detach().to("cpu", torch.float64).numpy()
-    return np.asarray(x, dtype=np.float64)
+    return np.array(x, dtype=np.float64)  # a copy, never a view of a live parameter
 
 
 def from_canonical(params: Params, dtype: str, device: torch.device) -> dict[str, torch.Tensor]:

@@ -65,6 +65,8 @@ def train(impl_id: str, args: argparse.Namespace) -> dict:
     config = config_from(args)
     if config.batch_size % world:
         raise KitError(f"batch_size {config.batch_size} is not divisible by the {world} processes.")
+    if config.devices != 1:
+        raise KitError("--devices is JAX's data parallelism; under torchrun the process count sets it.")
     stage, backend = get(impl_id).module, get(impl_id).module.backend
     if config.device == "gpu":
         local = int(os.environ.get("LOCAL_RANK", rank))
@@ -72,7 +74,8 @@ def train(impl_id: str, args: argparse.Namespace) -> dict:
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    params = init_params(dataset.nx, config.nh, dataset.ny, seed=config.seed)
+    init = init_params if config.init == "lab" else backend.native_init  # the same draw in every process
+    params = init(dataset.nx, config.nh, dataset.ny, seed=config.seed)
     with backend.scope(config):
         data = [backend.asarray(a, config.dtype, device) for a in dataset[:4]]
         state = stage.prepare(params, config, device)  # evaluated and exported unwrapped

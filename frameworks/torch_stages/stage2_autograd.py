@@ -30,9 +30,15 @@ def forward(params: dict, X: torch.Tensor) -> tuple[torch.Tensor, dict]:
     return yhat, outputs
 
 
-def loss_accuracy(Yhat: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    L = -(Y * torch.log(Yhat)).sum(dim=1).mean()
-    acc = (Yhat.argmax(dim=1) == Y.argmax(dim=1)).to(Yhat.dtype).mean()
+def loss_accuracy(Ytilde: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy of the batch, from the logits, and the fraction of rows whose argmax is right.
+
+    ``-sum_j Y_j log softmax(ytilde)_j``, with ``log softmax(ytilde) = ytilde - logsumexp(ytilde)``
+    (question 14's simplification): the same number as ``log(Yhat)``, but finite even where
+    a probability underflows to 0.
+    """
+    L = -(Y * torch.log_softmax(Ytilde, dim=1)).sum(dim=1).mean()
+    acc = (Ytilde.argmax(dim=1) == Y.argmax(dim=1)).to(Ytilde.dtype).mean()
     return L, acc
 
 
@@ -49,8 +55,8 @@ def sgd(params: dict, eta: float) -> None:
 
 def backward(params: dict, X: torch.Tensor, Y: torch.Tensor, *, reduction: str) -> torch.Tensor:
     """Forward, then ``backward()`` of the mean loss (or of the summed loss, ``reduction="sum"``)."""
-    Yhat, _ = forward(params, X)
-    L, _ = loss_accuracy(Yhat, Y)
+    _, outputs = forward(params, X)
+    L, _ = loss_accuracy(outputs["ytilde"], Y)
     (L if reduction == "mean" else L * Y.shape[0]).backward()
     return L.detach()
 
@@ -78,8 +84,8 @@ def make_step(config: TrainConfig):
 
 @torch.no_grad()
 def evaluate(params: dict, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    Yhat, _ = forward(params, X)
-    return loss_accuracy(Yhat, Y)
+    _, outputs = forward(params, X)
+    return loss_accuracy(outputs["ytilde"], Y)
 
 
 @torch.no_grad()
