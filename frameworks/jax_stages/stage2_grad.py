@@ -5,6 +5,7 @@ graph on tensors that ``requires_grad`` and fills ``.grad`` in place, JAX
 transforms the loss *function*: ``jax.value_and_grad(loss)`` is a new function
 returning the loss and its gradient with respect to the first argument, the
 parameter dict. Nothing is stored on the arrays, so there is nothing to zero.
+The forward pass and the loss are stage 1's, unchanged.
 """
 
 from __future__ import annotations
@@ -12,38 +13,16 @@ from __future__ import annotations
 from functools import partial
 
 import jax
-import jax.numpy as jnp
 
 from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks.jax_stages import _backend as backend
+from frameworks.jax_stages.stage1_manual import evaluate, export, forward, loss_accuracy, trace  # stage 1's
 
 
 def init_params(params: Params, *, dtype: str = "float32", device: jax.Device | None = None) -> dict:
     """The kit's canonical init as JAX arrays (JAX needs no ``requires_grad``)."""
     return backend.from_canonical(params, dtype, device)
-
-
-def forward(params: dict, X: jax.Array) -> tuple[jax.Array, dict]:
-    """Stage 1's forward, unchanged: ``jax.grad`` differentiates any function built from it."""
-    htilde = X @ params["Wh"].T + params["bh"]
-    h = jnp.tanh(htilde)
-    ytilde = h @ params["Wy"].T + params["by"]
-    yhat = jax.nn.softmax(ytilde, axis=1)
-    outputs = {"X": X, "htilde": htilde, "h": h, "ytilde": ytilde, "yhat": yhat}
-    return yhat, outputs
-
-
-def loss_accuracy(Ytilde: jax.Array, Y: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Mean cross-entropy of the batch, from the logits, and the fraction of rows whose argmax is right.
-
-    ``-sum_j Y_j log softmax(ytilde)_j``, with ``log softmax(ytilde) = ytilde - logsumexp(ytilde)``
-    (question 14's simplification): the same number as ``log(Yhat)``, but finite even where
-    a probability underflows to 0.
-    """
-    L = -(Y * jax.nn.log_softmax(Ytilde, axis=1)).sum(axis=1).mean()
-    acc = (Ytilde.argmax(axis=1) == Y.argmax(axis=1)).astype(Ytilde.dtype).mean()
-    return L, acc
 
 
 def sgd(params: dict, grads: dict, eta: float) -> dict:
@@ -79,14 +58,5 @@ def make_step(config: TrainConfig):
     return step
 
 
-def evaluate(params: dict, X: jax.Array, Y: jax.Array) -> tuple[jax.Array, jax.Array]:
-    _, outputs = forward(params, X)
-    return loss_accuracy(outputs["ytilde"], Y)
-
-
-def trace(params: dict, X: jax.Array) -> dict:
-    return forward(params, X)[1]
-
-
-def export(params: dict) -> Params:
-    return {name: backend.to_numpy(value) for name, value in params.items()}
+__all__ = ["backend", "evaluate", "export", "forward", "gradients", "init_params", "loss", "loss_accuracy",
+           "make_step", "prepare", "sgd", "trace"]

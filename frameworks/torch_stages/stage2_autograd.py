@@ -1,7 +1,8 @@
 """Stage 2 (PyTorch): the same forward, gradients by autograd.
 
-The parameters are leaf tensors with ``requires_grad=True``; ``L.backward()``
-fills their ``.grad``. The update runs under ``torch.no_grad()`` (it is not
+The forward pass and the loss are stage 1's, unchanged: autograd records them
+because the parameters are leaf tensors with ``requires_grad=True``, and
+``L.backward()`` fills their ``.grad``. The update runs under ``torch.no_grad()`` (it is not
 part of the model) and the gradients are zeroed for the next batch.
 """
 
@@ -12,34 +13,13 @@ import torch
 from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks.torch_stages import _backend as backend
+from frameworks.torch_stages.stage1_manual import forward, loss_accuracy  # stage 1's, unchanged
 
 
 def init_params(params: Params, *, dtype: str = "float32", device: torch.device | None = None) -> dict:
     """The kit's canonical init as leaf tensors that record their gradient."""
     tensors = backend.from_canonical(params, dtype, device or torch.device("cpu"))
     return {name: value.requires_grad_(True) for name, value in tensors.items()}
-
-
-def forward(params: dict, X: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """Stage 1's forward, unchanged: autograd records it because the parameters require grad."""
-    htilde = X @ params["Wh"].T + params["bh"]
-    h = torch.tanh(htilde)
-    ytilde = h @ params["Wy"].T + params["by"]
-    yhat = torch.softmax(ytilde, dim=1)
-    outputs = {"X": X, "htilde": htilde, "h": h, "ytilde": ytilde, "yhat": yhat}
-    return yhat, outputs
-
-
-def loss_accuracy(Ytilde: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean cross-entropy of the batch, from the logits, and the fraction of rows whose argmax is right.
-
-    ``-sum_j Y_j log softmax(ytilde)_j``, with ``log softmax(ytilde) = ytilde - logsumexp(ytilde)``
-    (question 14's simplification): the same number as ``log(Yhat)``, but finite even where
-    a probability underflows to 0.
-    """
-    L = -(Y * torch.log_softmax(Ytilde, dim=1)).sum(dim=1).mean()
-    acc = (Ytilde.argmax(dim=1) == Y.argmax(dim=1)).to(Ytilde.dtype).mean()
-    return L, acc
 
 
 def sgd(params: dict, eta: float) -> None:
