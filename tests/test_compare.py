@@ -68,3 +68,17 @@ def test_digits_with_the_labs_mnist_settings(impl_id: str) -> None:
     pytest.importorskip("sklearn", reason="the digits data ships with scikit-learn")
     result = frameworks.get(impl_id).train(frameworks.load_dataset("digits"), frameworks.TrainConfig.mnist())
     assert result.history["test_acc"][-1] >= 0.95
+
+
+def test_a_diverging_compare_still_writes_its_report(tmp_path) -> None:
+    """eta=3e35 overflows the weights in epoch 2 of every run: the report says so, nothing crashes."""
+    out = tmp_path / "report"
+    assert main(["compare", "--eta", "3e35", "--epochs", "4", "--seeds", "0", "--no-progress", "--out", str(out)]) == 0
+    import csv
+
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    lab = [row["diverged_at_epoch"] for row in rows if row["mode"] == "lab"]
+    summed = [row["diverged_at_epoch"] for row in rows if row["mode"] == "sum"]
+    assert lab == ["2"] * 8 and summed == ["1"] * 8  # the summed step is 10 times longer: it overflows sooner
+    assert "the loss became infinite for torch/manual (epoch 1)" in (out / "report.md").read_text()
