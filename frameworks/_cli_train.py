@@ -11,7 +11,7 @@ from frameworks._data import load_dataset
 from frameworks._registry import IMPLEMENTATIONS, get
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, *, defaults: TrainConfig | None = None) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every training command shares; unset ones keep the config's (or the dataset's) defaults."""
     parser.add_argument("--dataset", default="circles", help="circles, digits, mnist, or a .mat/.npz path")
     parser.add_argument("--data-dir", type=Path, default=None, help="for --dataset mnist: the IDX folder or mnist.mat")

@@ -594,7 +594,7 @@ def markdown(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "us/step: steps only (own loops); runner: `backend.epoch_runner` with its per-epoch evaluation. "
+        "us/step: steps only (the kit's runner without metrics); runner: `backend.epoch_runner` with its per-epoch evaluation. "
         "xT = speed-up over torch/optim on the same workload. % own matmul: GFLOP/s over the row's framework's "
         "matmul rate (jnp.dot or torch.mm); % best matmul: over the fastest of the three.",
         "",

@@ -46,17 +46,14 @@ class Mode:
     name: str
     changes: dict[str, Any]
     implementations: tuple[str, ...]
-    explains: str
 
 
 def trap_modes() -> list[Mode]:
+    """The lab's traps (each explained in the report by :func:`explain`)."""
     return [
-        Mode("sum", {"loss_reduction": "sum"}, IMPLEMENTATIONS,
-             "the course's cheat-sheet sums the batch gradient while the loss is a mean"),
-        Mode("native-init", {"init": "native"}, IMPLEMENTATIONS,
-             "each framework's own initializer instead of the lab's N(0, 0.3^2) weights and zero biases"),
-        Mode("double-softmax", {"model": "double_softmax"}, MODULE_STAGES,
-             "a softmax inside the model before a loss that applies log-softmax itself"),
+        Mode("sum", {"loss_reduction": "sum"}, IMPLEMENTATIONS),  # the cheat-sheet's summed batch gradient
+        Mode("native-init", {"init": "native"}, IMPLEMENTATIONS),  # each framework's own initializer
+        Mode("double-softmax", {"model": "double_softmax"}, MODULE_STAGES),  # a softmax before the loss's own
     ]
 
 
@@ -241,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"compare on {dataset.name}: {len(implementations)} implementations, {config}", flush=True)
 
     traps = args.traps and dataset.name != "mnist"
-    modes = [Mode("lab", {}, IMPLEMENTATIONS, "the lab-faithful run"), *(trap_modes() if traps else [])]
+    modes = [Mode("lab", {}, IMPLEMENTATIONS), *(trap_modes() if traps else [])]
     modes = [mode for mode in modes if set(implementations) & set(mode.implementations)]  # e.g. --only jax/manual
     runs: dict[str, dict[str, TrainResult]] = {mode.name: {} for mode in modes}
     # Every PyTorch run before any JAX one: once XLA has run on a small CPU its threads can slow
