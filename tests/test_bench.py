@@ -1,10 +1,21 @@
-"""``python -m frameworks bench --quick``: it runs, and writes its JSON and figure (no timing assertions)."""
+"""``python -m frameworks bench``: it runs, writes its JSON and figure, and never replaces them with a failed run
+(no timing assertions)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
+
+from frameworks import bench
+from frameworks._errors import KitError
+from frameworks._registry import Implementation, get
 from frameworks.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_bench_quick_writes_rows_and_figure(tmp_path, capsys):
@@ -25,9 +36,65 @@ def test_bench_quick_writes_rows_and_figure(tmp_path, capsys):
     assert report["import"]["imports_torch"] is False and report["import"]["imports_jax"] is False
     assert {"platform", "cpu_count", "torch", "jax"} <= set(report["machine"])
     assert (tmp_path / "bench.png").stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json", "bench.png"]  # no temporary file left
     assert "| workload |" in capsys.readouterr().out
 
 
 def test_bench_rejects_unknown_implementation(tmp_path, capsys):
     assert main(["bench", "--quick", "--out", str(tmp_path), "--only", "torch/manul"]) == 2
     assert "torch/manual" in capsys.readouterr().err
+
+
+def _sees_gpu() -> bool:
+    return any("gpu" in get(impl_id).devices() for impl_id in ("torch/manual", "jax/manual"))
+
+
+def test_bench_refuses_a_device_no_framework_sees_and_keeps_earlier_results(tmp_path):
+    if _sees_gpu():
+        pytest.skip("a framework sees a GPU here: bench --device gpu would run")
+    earlier = b'{"rows": "an earlier good run"}\n'
+    (tmp_path / "bench.json").write_bytes(earlier)
+    command = [sys.executable, "-m", "frameworks", "bench", "--device", "gpu", "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.splitlines()) == 1 and "gpu" in done.stderr, done.stderr
+    assert done.stdout == ""
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
+    assert (tmp_path / "bench.json").read_bytes() == earlier
+
+
+def test_bench_whose_rows_all_fail_keeps_earlier_results(tmp_path, monkeypatch, capsys):
+    def failed(variant: bench.Variant, workload: bench.Workload, *, device: str, repeats: int) -> dict:
+        return {
+            "workload": workload.name,
+            "implementation": variant.implementation,
+            "mode": variant.mode,
+            "label": variant.label,
+            "framework": variant.framework,
+            "error": "RuntimeError: broken",
+        }
+
+    monkeypatch.setattr(bench, "measure", failed)
+    monkeypatch.setattr(bench, "measure_import", lambda runs: {"error": "not measured"})
+    monkeypatch.setattr(bench, "matmul_rate", lambda library, device, *, n: 1.0)
+    earlier = b'{"rows": "an earlier good run"}\n'
+    (tmp_path / "bench.json").write_bytes(earlier)
+
+    assert main(["bench", "--quick", "--out", str(tmp_path), "--only", "torch/manual"]) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
+    assert (tmp_path / "bench.json").read_bytes() == earlier
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "all 3 rows failed" in captured.err.splitlines()[-1] and "RuntimeError: broken" in captured.err
+
+
+def test_bench_times_only_the_frameworks_that_see_the_device(monkeypatch):
+    seen = {"torch": ["cpu", "gpu"], "jax": ["cpu"]}
+    monkeypatch.setattr(Implementation, "devices", lambda self: seen[self.framework])
+    variants = bench._workloads.variants({"torch/manual", "jax/manual"})
+
+    kept, skipped = bench.on_device(variants, "gpu")
+    assert [v.implementation for v in kept] == ["torch/manual"]
+    assert set(skipped) == {"jax/manual"} and skipped["jax/manual"] == "jax sees only cpu"
+    with pytest.raises(KitError, match="torch sees only cpu, gpu; jax sees only cpu"):
+        bench.on_device(variants, "tpu")
