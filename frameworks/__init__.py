@@ -11,6 +11,9 @@ when one of its implementations is first used.
     >>> import frameworks
     >>> data = frameworks.load_dataset("circles")
     >>> result = frameworks.get("jax/optax").train(data, frameworks.TrainConfig(epochs=5))
+
+Each implementation is a :class:`Stage` (the typed contract at the bottom of its
+stage module); ``frameworks.register("mine/x", stage)`` adds one of your own.
 """
 
 from frameworks._batches import BatchOrder
@@ -26,8 +29,12 @@ from frameworks._registry import (
     STAGES,
     Implementation,
     get,
+    implementations,
     native_init,
+    register,
+    unregister,
 )
+from frameworks._stage import Stage
 from frameworks._training import METRICS, TrainResult
 
 __all__ = [
@@ -42,13 +49,17 @@ __all__ = [
     "Implementation",
     "KitError",
     "Params",
+    "Stage",
     "TrainConfig",
     "TrainResult",
     "get",
+    "implementations",
     "init_params",
     "load_checkpoint",
     "load_dataset",
     "native_init",
+    "register",
     "save_checkpoint",
+    "unregister",
 ]
 __version__ = "0.1.0"

@@ -1,51 +1,38 @@
 """The registry: every implementation of the kit, by id, loaded only when asked for.
 
 Tests, the CLI, the benchmarks and the docs all iterate over
-:data:`IMPLEMENTATIONS` and reach an implementation through :func:`get`.
+:func:`implementations` and reach an implementation through :func:`get`.
 
-Adding a ninth implementation: write a stage module that provides the
-contract below (see any ``torch_stages/stage*.py``) and add a line to
-``_MODULES``.
-
-A stage module provides
-
-* ``backend``: its framework's backend module (devices, dtypes, precision,
-  array conversion, the epoch loop): ``torch_stages/_backend.py`` or
-  ``jax_stages/_backend.py``;
-* ``prepare(params, config, device) -> state``: canonical parameters into the
-  stage's own state (tensors, a model, a model and an optimizer...);
-* ``make_step(config) -> step``, ``step(state, X, Y) -> state``: one SGD step
-  on a batch (pure for JAX stages, which jit and scan it);
-* ``evaluate(state, X, Y) -> (loss, accuracy)``: mean loss and accuracy;
-* ``gradients(state, X, Y, *, reduction) -> (loss, grads)``: the mean loss of a
-  batch and the gradients of the stage's own mechanism, keyed Wh, bh, Wy, by
-  in the canonical layout;
-* ``trace(state, X) -> dict``: the intermediates htilde, h, ytilde, yhat (for
-  ``parity.first_divergence``);
-* ``export(state) -> params``: canonical float64 parameters.
+The eight built-in implementations are stage modules, imported on first use
+(so ``import frameworks`` imports neither PyTorch nor JAX); each ends with
+``STAGE = Stage(...)`` (:class:`frameworks._stage.Stage`). A user adds a ninth
+with :func:`register`, and it joins the parity matrix, ``compare`` and the
+tests' parametrization (``pytest -p my_module``, where ``my_module`` registers it).
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 from functools import cached_property
-from types import ModuleType
 from typing import TYPE_CHECKING
 
-from frameworks._errors import unknown
+from frameworks._errors import KitError, unknown
+from frameworks._stage import Stage
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     import numpy as np
 
+    from frameworks._checkpoint import Checkpoint
     from frameworks._config import TrainConfig
     from frameworks._data import Dataset
     from frameworks._params import Params
     from frameworks._training import TrainResult
 
-_MODULES = {
+_BUILTIN = {
     "torch/manual": "frameworks.torch_stages.stage1_manual",
     "torch/autograd": "frameworks.torch_stages.stage2_autograd",
     "torch/nn": "frameworks.torch_stages.stage3_nn",
@@ -55,9 +42,11 @@ _MODULES = {
     "jax/flax": "frameworks.jax_stages.stage3_flax",
     "jax/optax": "frameworks.jax_stages.stage4_optax",
 }
+#: Registered implementations: a module path (imported on first use) or a Stage.
+_REGISTRY: dict[str, str | Stage] = dict(_BUILTIN)
 
-#: The ids of all implementations, "<framework>/<stage>", PyTorch first, in the lab's stage order.
-IMPLEMENTATIONS: tuple[str, ...] = tuple(_MODULES)
+#: The ids of the eight built-in implementations, "<framework>/<stage>", PyTorch first, in the lab's stage order.
+IMPLEMENTATIONS: tuple[str, ...] = tuple(_BUILTIN)
 FRAMEWORKS: tuple[str, ...] = ("torch", "jax")
 #: The lab's four stages, and the implementation of each in each framework.
 STAGES: dict[str, dict[str, str]] = {
@@ -66,13 +55,44 @@ STAGES: dict[str, dict[str, str]] = {
     "modules": {"torch": "torch/nn", "jax": "jax/flax"},
     "optimizer": {"torch": "torch/optim", "jax": "jax/optax"},
 }
-#: Implementations with a model object, the only ones a "double_softmax" model applies to.
+#: Built-in implementations with a model object, the only ones a "double_softmax" model applies to.
 MODULE_STAGES: tuple[str, ...] = ("torch/nn", "torch/optim", "jax/flax", "jax/optax")
+
+
+def implementations() -> tuple[str, ...]:
+    """Every registered id: the eight built-in ones, then the user's, in the order registered."""
+    return tuple(_REGISTRY)
+
+
+def register(implementation_id: str, stage: Stage | str) -> None:
+    """Add an implementation: a :class:`Stage`, or the path of a module whose ``STAGE`` is one.
+
+    ``implementation_id`` is "<framework>/<name>" (the framework's backend decides
+    devices and dtypes). A built-in id cannot be replaced; registering the same
+    stage twice under one id is harmless.
+    """
+    if not isinstance(implementation_id, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.+-]+",
+                                                                  implementation_id):
+        raise KitError(f"an implementation id is 'framework/name' (letters, digits, _ . -), got {implementation_id!r}.")
+    if not isinstance(stage, (Stage, str)):
+        raise KitError(f"register() takes a frameworks.Stage (or a module path), got {type(stage).__name__}.")
+    if implementation_id in _BUILTIN or (implementation_id in _REGISTRY and _REGISTRY[implementation_id] is not stage):
+        raise KitError(f"{implementation_id!r} is already registered; choose another id.")
+    _REGISTRY[implementation_id] = stage
+    _INSTANCES.pop(implementation_id, None)
+
+
+def unregister(implementation_id: str) -> None:
+    """Remove a user's implementation (the built-in eight stay)."""
+    if implementation_id in _BUILTIN:
+        raise KitError(f"{implementation_id!r} is built in and cannot be removed.")
+    _REGISTRY.pop(implementation_id, None)
+    _INSTANCES.pop(implementation_id, None)
 
 
 @dataclass(frozen=True)
 class Implementation:
-    """One implementation of the lab's MLP: its id, and the kit's contract over its stage module."""
+    """One implementation of the lab's MLP: its id and its :class:`Stage`."""
 
     id: str
 
@@ -81,17 +101,35 @@ class Implementation:
         return self.id.split("/")[0]
 
     @property
-    def stage(self) -> str:
-        return next(stage for stage, ids in STAGES.items() if self.id in ids.values())
+    def lesson(self) -> str | None:
+        """The lab's stage this implementation teaches ("manual", "autodiff", "modules", "optimizer"), if any."""
+        return next((name for name, ids in STAGES.items() if self.id in ids.values()), None)
 
     @cached_property
-    def module(self) -> ModuleType:
-        """The stage module (imports its framework on first use)."""
-        return importlib.import_module(_MODULES[self.id])
+    def stage(self) -> Stage:
+        """The stage contract (imports its framework on first use)."""
+        entry = _REGISTRY[self.id]
+        if isinstance(entry, Stage):
+            return entry
+        stage = getattr(importlib.import_module(entry), "STAGE", None)
+        if not isinstance(stage, Stage):
+            raise KitError(f"the module {entry} has no STAGE = frameworks.Stage(...).")
+        return stage
+
+    @property
+    def has_model(self) -> bool:
+        return self.stage.has_model if self.id not in _BUILTIN else self.id in MODULE_STAGES
 
     def devices(self) -> list[str]:
         """The devices this implementation's framework sees here: "cpu", then "gpu" or "tpu"."""
-        return self.module.backend.devices()
+        return self.stage.backend.devices()
+
+    def code_of(self, part: str) -> str:
+        """The id of the implementation whose code runs this one's ``part`` (its own id if no other's)."""
+        seen = self.id
+        while part in get(seen).stage.shares:
+            seen = get(seen).stage.shares[part]
+        return seen
 
     def gradients(
         self,
@@ -107,35 +145,43 @@ class Implementation:
     ) -> tuple[float, Params]:
         """Mean loss of the batch ``(X, Y)`` and its gradients, as canonical float64 NumPy arrays.
 
-        ``devices=N`` splits the batch over N devices (JAX data parallelism).
+        ``loss_reduction="sum"`` differentiates the summed loss (the course's
+        cheat-sheet); ``devices=N`` splits the batch over N devices (JAX data parallelism).
         """
         from frameworks._training import gradients
 
-        return gradients(
-            self, params, X, Y, dtype=dtype, device=device, loss_reduction=loss_reduction, precision=precision,
-            devices=devices,
-        )
+        return gradients(self, params, X, Y, dtype=dtype, device=device, loss_reduction=loss_reduction,
+                         precision=precision, devices=devices)
 
     def train(
-        self, dataset: Dataset, config: TrainConfig, *, params: Mapping[str, np.ndarray] | None = None, **options
+        self,
+        dataset: Dataset,
+        config: TrainConfig,
+        *,
+        params: Mapping[str, np.ndarray] | None = None,
+        progress: bool = False,
+        resume: Checkpoint | str | None = None,
+        checkpoint: str | None = None,
+        checkpoint_every: int = 1,
     ) -> TrainResult:
-        """Train on ``dataset`` from ``params`` (default: ``init_params`` of ``config.seed``).
+        """Train on ``dataset`` from ``params`` (default: the draw ``config.init`` names).
 
-        ``options``: ``progress``, ``resume``, ``checkpoint``, ``checkpoint_every``
-        (see ``frameworks._training.fit``).
+        See :func:`frameworks._training.fit` for ``progress``, ``resume``,
+        ``checkpoint`` and ``checkpoint_every``.
         """
         from frameworks._training import fit
 
-        return fit(self, dataset, config, params=params, **options)
+        return fit(self, dataset, config, params=params, progress=progress, resume=resume, checkpoint=checkpoint,
+                   checkpoint_every=checkpoint_every)
 
     def __repr__(self) -> str:
         return f"Implementation({self.id!r})"
 
 
 def get(implementation_id: str) -> Implementation:
-    """The implementation registered under ``implementation_id`` (see :data:`IMPLEMENTATIONS`)."""
-    if implementation_id not in _MODULES:
-        raise unknown("implementation", implementation_id, IMPLEMENTATIONS)
+    """The implementation registered under ``implementation_id`` (see :func:`implementations`)."""
+    if implementation_id not in _REGISTRY:
+        raise unknown("implementation", implementation_id, implementations())
     return _INSTANCES.setdefault(implementation_id, Implementation(implementation_id))
 
 
@@ -146,10 +192,11 @@ def native_init(framework: str, nx: int, nh: int, ny: int, *, seed: int = 0) -> 
     """A framework's own default init, as canonical parameters (what ``TrainConfig(init="native")`` uses).
 
     "torch": ``nn.Linear``'s Kaiming-uniform weights and uniform biases
-    (``torch.manual_seed(seed)``); "jax": Flax ``nnx.Linear``'s LeCun-normal
-    kernels and zero biases (``nnx.Rngs(seed)``).
+    (seeded by ``seed``; the caller's torch generators are left as they were);
+    "jax": Flax ``nnx.Linear``'s LeCun-normal kernels and zero biases (``nnx.Rngs(seed)``).
     """
     if framework not in FRAMEWORKS:
         raise unknown("framework", framework, FRAMEWORKS)
     first = next(i for i in IMPLEMENTATIONS if i.startswith(f"{framework}/"))
-    return get(first).module.backend.native_init(nx, nh, ny, seed=seed)
+    return get(first).stage.backend.native_init(nx, nh, ny, seed=seed)
+

@@ -7,10 +7,11 @@ and returns canonical parameters. The stage module supplies the mechanics.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +23,9 @@ from frameworks._checkpoint import Checkpoint, fingerprint, load_checkpoint, sav
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset, check_features, check_labels
 from frameworks._errors import KitError
-from frameworks._params import Params, check_params, init_params
+from frameworks._params import NAMES, Params, check_params, init_params
 from frameworks._registry import MODULE_STAGES
+from frameworks._stage import Stage, place
 
 if TYPE_CHECKING:
     from frameworks._registry import Implementation
@@ -94,20 +96,31 @@ def gradients(
 ) -> tuple[float, Params]:
     """Mean loss of a batch and its gradients by ``impl``'s own mechanism, canonical float64.
 
-    ``devices=N`` splits the batch over N devices (data parallelism, JAX).
+    ``loss_reduction="sum"`` differentiates the summed loss; ``devices=N`` splits
+    the batch over N devices (data parallelism, JAX).
     """
     params, X, Y = check_batch(params, X, Y)
     config = TrainConfig(
         nh=params["Wh"].shape[0], dtype=dtype, device=device, loss_reduction=loss_reduction, precision=precision,
         devices=devices, batch_size=len(X),
     )
-    stage, backend = impl.module, impl.module.backend
-    with backend.scope(config):
-        dev = backend.resolve_device(config.device, config.devices)
-        state = stage.prepare(params, config, dev)
-        Xb, Yb = (backend.shard_batch(backend.asarray(a, dtype, dev), dev) for a in (X, Y))
-        L, grads = stage.gradients(state, Xb, Yb, reduction=loss_reduction)
-        return float(L), {name: backend.to_numpy(grads[name]) for name in ("Wh", "bh", "Wy", "by")}
+    stage = impl.stage
+    with place(stage, config, params, X, Y, batch=True) as run:
+        L, grads = stage.gradients(run.state, *run.data, reduction=loss_reduction)
+        return float(L), {name: stage.backend.to_numpy(grads[name]) for name in NAMES}
+
+
+def runner(stage: Stage, config: TrainConfig, placement: Any, *, metrics: bool = True) -> Callable[..., Any]:
+    """The epoch runner of ``stage`` under ``config`` on ``placement`` (``backend.epoch_runner``), built,
+    and for JAX compiled, once: a later run with the same shapes and settings reuses the program.
+    ``seed``, ``epochs`` and ``init`` do not change the program, so they are not part of the key."""
+    return _runner(stage, config.replace(seed=0, epochs=1, init="lab"), placement, metrics)
+
+
+@functools.lru_cache(maxsize=64)
+def _runner(stage: Stage, config: TrainConfig, placement: Any, metrics: bool) -> Callable[..., Any]:
+    return stage.backend.epoch_runner(stage.step(config), stage.evaluate if metrics else None, fuse=config.fuse,
+                                      placement=placement)
 
 
 def fit(
@@ -137,8 +150,8 @@ def fit(
         raise KitError(f"dataset must be a frameworks.Dataset (from load_dataset), got {type(dataset).__name__}.")
     if not isinstance(config, TrainConfig):
         raise KitError(f"config must be a frameworks.TrainConfig, got {type(config).__name__}.")
-    stage, backend = impl.module, impl.module.backend
-    if config.model != "lab" and impl.id not in MODULE_STAGES:
+    stage = impl.stage
+    if config.model != "lab" and not stage.has_model:
         raise KitError(f"model={config.model!r} needs a model object; {impl.id} has none. Use one of {MODULE_STAGES}.")
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every <= 0:
         raise KitError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}.")
@@ -153,7 +166,7 @@ def fit(
                            "resume it on the same dataset (--dataset).")
         params = resume.params
     elif params is None:
-        init = init_params if config.init == "lab" else backend.native_init
+        init = init_params if config.init == "lab" else stage.backend.native_init
         params = init(dataset.nx, config.nh, dataset.ny, seed=config.seed)
     params, _, _ = check_batch(params, dataset.Xtrain[:1], dataset.Ytrain[:1])
     if params["Wh"].shape[0] != config.nh:
@@ -172,11 +185,9 @@ def fit(
                                                    result.epochs_done, order.state, data_id))
 
     start = time.perf_counter()
-    with backend.scope(config):
-        device = backend.resolve_device(config.device, config.devices)
-        data = tuple(backend.asarray(a, config.dtype, device) for a in dataset[:4])
-        state = stage.prepare(params, config, device)
-        run = backend.epoch_runner(stage.make_step(config), stage.evaluate, fuse=config.fuse, placement=device)
+    with place(stage, config, params, *dataset[:4]) as placed:
+        device, data, state = placed.device, placed.data, placed.state
+        run = runner(stage, config, device)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -195,7 +206,7 @@ def fit(
             if done < chunk:  # diverged: recompute the last finite state from the chunk's start
                 result.diverged = result.epochs_done + 1
                 if done:
-                    replay = stage.prepare(chunk_start, config, device)
+                    replay = stage.load(chunk_start, config, device)
                     result.params = stage.export(run(replay, data, batches[:done])[0])
                 warnings.warn(
                     f"{impl.id}: the loss became NaN or infinite at epoch {result.diverged}; training stopped "

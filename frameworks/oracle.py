@@ -1,7 +1,17 @@
-"""The float64 NumPy oracle: the lab's maths once more, and central finite differences.
+"""The float64 NumPy references every implementation is checked against.
 
-Independent of both frameworks, it is what every implementation is checked
-against (as micrograd checks itself against ``torch.double()``).
+Three of them, from the most to the least independent:
+
+* :func:`complex_step`: **the oracle**, which derives nothing. The loss is an
+  analytic function of the parameters, so for a real parameter ``p`` and a tiny
+  step ``h``, ``L(p + ih) = L(p) + ih L'(p) + O(h^2)``: ``Im L(p + ih) / h`` is the
+  derivative, with no subtraction and so no cancellation. With ``h = 1e-30`` it is
+  exact to rounding (Squire and Trapp, 1998). Only the forward pass is written.
+* :func:`gradients`: the lab's derivation (questions 14 to 17), the batch-matrix
+  form both manual stages use too; checking them against it checks a derivation
+  against itself, so the parity report shows it apart.
+* :func:`finite_differences`: central differences, a second, looser check
+  (truncation and rounding error ~1e-9).
 """
 
 from __future__ import annotations
@@ -12,35 +22,60 @@ import numpy as np
 
 from frameworks._params import NAMES, Params
 
+#: The complex step: small enough that h^2 vanishes against the loss, and no cancellation to fear.
+COMPLEX_STEP = 1e-30
+
 
 def forward(params: Mapping[str, np.ndarray], X: np.ndarray) -> dict[str, np.ndarray]:
-    """htilde, h, ytilde, yhat of a batch, in float64."""
+    """htilde, h, ytilde, yhat of a batch (float64, or complex128 for :func:`complex_step`)."""
     htilde = X @ params["Wh"].T + params["bh"]
     h = np.tanh(htilde)
     ytilde = h @ params["Wy"].T + params["by"]
-    shifted = np.exp(ytilde - ytilde.max(axis=1, keepdims=True))
+    shifted = np.exp(ytilde - ytilde.real.max(axis=1, keepdims=True))
     yhat = shifted / shifted.sum(axis=1, keepdims=True)
     return {"htilde": htilde, "h": h, "ytilde": ytilde, "yhat": yhat}
 
 
-def loss(params: Mapping[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> float:
-    """Mean cross-entropy, computed stably as logsumexp(ytilde) - <Y, ytilde>."""
+def loss(params: Mapping[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> complex | float:
+    """Mean cross-entropy, computed stably as logsumexp(ytilde) - <Y, ytilde>; analytic in the parameters
+    (every operation is: shifting by the real maximum is a constant), so complex parameters give a complex loss."""
     ytilde = forward(params, X)["ytilde"]
-    top = ytilde.max(axis=1, keepdims=True)
+    top = ytilde.real.max(axis=1, keepdims=True)
     logsumexp = (top + np.log(np.exp(ytilde - top).sum(axis=1, keepdims=True)))[:, 0]
-    return float(np.mean(logsumexp - (Y * ytilde).sum(axis=1)))
+    value = np.mean(logsumexp - (Y * ytilde).sum(axis=1))
+    return complex(value) if np.iscomplexobj(value) else float(value)
+
+
+def complex_step(
+    params: Mapping[str, np.ndarray], X: np.ndarray, Y: np.ndarray, *, reduction: str = "mean"
+) -> tuple[float, Params]:
+    """Mean loss and its gradient by complex-step differentiation, entry by entry: ``Im L(p + ih e_k) / h``.
+
+    ``reduction="sum"``: the gradient of the summed loss (``len(X)`` times the mean's).
+    """
+    scale = len(X) if reduction == "sum" else 1
+    point = {name: np.array(params[name], dtype=np.complex128) for name in NAMES}
+    grads = {}
+    for name in NAMES:
+        value, grad = point[name], np.zeros(np.shape(params[name]))
+        for index in np.ndindex(value.shape):
+            value[index] += 1j * COMPLEX_STEP
+            grad[index] = scale * complex(loss(point, X, Y)).imag / COMPLEX_STEP
+            value[index] -= 1j * COMPLEX_STEP
+        grads[name] = grad
+    return float(loss({n: np.asarray(params[n], dtype=np.float64) for n in NAMES}, X, Y)), grads
 
 
 def gradients(
     params: Mapping[str, np.ndarray], X: np.ndarray, Y: np.ndarray, *, reduction: str = "mean"
 ) -> tuple[float, Params]:
-    """Mean loss and the hand-derived gradients (questions 14 to 17 of the lab)."""
+    """Mean loss and the lab's hand-derived gradients (questions 14 to 17)."""
     out = forward(params, X)
     B = len(X) if reduction == "mean" else 1
     dytilde = (out["yhat"] - Y) / B
     dhtilde = (dytilde @ params["Wy"]) * (1.0 - out["h"] ** 2)
     grads = {"Wh": dhtilde.T @ X, "bh": dhtilde.sum(0), "Wy": dytilde.T @ out["h"], "by": dytilde.sum(0)}
-    return loss(params, X, Y), grads
+    return float(loss(params, X, Y)), grads
 
 
 def finite_differences(
@@ -55,9 +90,9 @@ def finite_differences(
         for index in np.ndindex(value.shape):
             saved = value[index]
             value[index] = saved + step
-            up = loss(params, X, Y)
+            up = float(loss(params, X, Y))
             value[index] = saved - step
-            down = loss(params, X, Y)
+            down = float(loss(params, X, Y))
             value[index] = saved
             grad[index] = (up - down) / (2 * step)
         grads[name] = grad

@@ -1,12 +1,21 @@
-"""Parity of the eight implementations: gradients against each other, an oracle, finite differences.
+"""Parity of the implementations: gradients against each other, an oracle that derives nothing, and more.
 
 ``python -m frameworks parity`` computes, on the same batch and init (the first
 batch of the lab's circles run, seed 0), the loss and gradients of every
-implementation on every device its framework sees, in float64 and float32, and
-writes the 8 x 8 matrix of max relative errors (row against column), each row
-against the float64 NumPy oracle and against central finite differences, as
-JSON and a heat map. ``--first-divergence A B`` walks the forward and backward
-of two implementations tensor by tensor and names the first over tolerance.
+registered implementation on every device its framework sees, in float64 and
+float32, and writes the matrix of max relative errors (row against column); each
+row against the reference, complex-step differentiation of the float64 NumPy
+forward (``oracle.complex_step``: no derivation), against the lab's derivation
+in NumPy and against central finite differences, as JSON and a heat map.
+
+Not every pair is evidence: the lab's stage 4 only swaps the update of stage 3,
+so ``torch/optim`` computes its gradients with ``torch/nn``'s code and
+``jax/optax`` with ``jax/flax``'s (``Stage.shares``). Those pairs are marked
+"same code" in the table and the heat map, and the independent code paths are
+counted (4 forwards, 6 gradient paths, 8 update loops among the eight); stage 4's
+own evidence is its training trajectory. ``--first-divergence A B`` walks the
+forward and backward of two implementations tensor by tensor and names the
+first over tolerance.
 """
 
 from __future__ import annotations
@@ -25,7 +34,9 @@ from frameworks._config import TrainConfig
 from frameworks._data import load_dataset
 from frameworks._errors import KitError
 from frameworks._params import Params, init_params
-from frameworks._registry import IMPLEMENTATIONS, get
+from frameworks._registry import get
+from frameworks._registry import implementations as registered
+from frameworks._stage import PARTS, place
 from frameworks._training import check_batch
 from frameworks.tolerances import max_relative_error, relative_error, tolerance
 
@@ -47,18 +58,21 @@ def gradient_table(
     *,
     dtype: str,
     device: str,
-    implementations: Sequence[str] = IMPLEMENTATIONS,
+    implementations: Sequence[str] | None = None,
     precision: str = "highest",
     loss_reduction: str = "mean",
 ) -> dict[str, Any]:
     """Loss and gradients of each implementation that sees ``device``, and their max relative errors.
 
-    Returns ``{"ids", "matrix" (row vs column), "vs_oracle", "vs_finite_differences",
+    Returns ``{"ids", "matrix" (row vs column), "same_code" (pairs [i, j] whose gradients run
+    one code path: their agreement proves nothing), "paths" (the independent forward, gradient
+    and update code paths among ``ids``), "vs_oracle" (against complex-step differentiation, the
+    reference), "vs_derivation" (against the lab's derivation in NumPy), "vs_finite_differences",
     "loss", "tolerance", "passed", "skipped" (id -> reason)}``.
     """
     params, X, Y = check_batch(params, X, Y)
     ids, grads, losses, skipped = [], [], [], {}
-    for impl_id in implementations:
+    for impl_id in implementations if implementations is not None else registered():
         impl = get(impl_id)
         if device not in impl.devices():
             skipped[impl_id] = f"{impl.framework} sees no {device} here (it sees {impl.devices()})"
@@ -71,14 +85,14 @@ def gradient_table(
         losses.append(L)
     if not ids:
         raise KitError(f"no implementation runs on {device!r} here: " + "; ".join(sorted(set(skipped.values()))) + ".")
-    _, reference = oracle.gradients(params, X, Y, reduction=loss_reduction)
+    _, reference = oracle.complex_step(params, X, Y, reduction=loss_reduction)
+    _, derivation = oracle.gradients(params, X, Y, reduction=loss_reduction)
     differences = oracle.finite_differences(params, X, Y)
     if loss_reduction == "sum":
         differences = {name: value * len(X) for name, value in differences.items()}
     tol = tolerance("gradients", dtype, device)
     matrix = [[max_relative_error(a, b) for b in grads] for a in grads]
     vs_oracle = [max_relative_error(g, reference) for g in grads]
-    vs_fd = [max_relative_error(g, differences) for g in grads]
     return {
         "dtype": dtype,
         "device": device,
@@ -86,8 +100,12 @@ def gradient_table(
         "ids": ids,
         "loss": losses,
         "matrix": matrix,
+        "same_code": same_code(ids),
+        "paths": independent_paths(ids),
         "vs_oracle": vs_oracle,
-        "vs_finite_differences": vs_fd,
+        "vs_derivation": [max_relative_error(g, derivation) for g in grads],
+        "vs_finite_differences": [max_relative_error(g, differences) for g in grads],
+        "derivation_vs_oracle": max_relative_error(derivation, reference),
         "oracle_vs_finite_differences": max_relative_error(reference, differences),
         "tolerance": tol,
         "passed": bool(np.max(matrix, initial=0.0) <= tol and max(vs_oracle, default=0.0) <= tol),
@@ -95,17 +113,32 @@ def gradient_table(
     }
 
 
+def same_code(ids: Sequence[str], part: str = "gradients") -> list[list[int]]:
+    """The pairs ``[i, j]`` (i < j) of ``ids`` whose ``part`` runs one code path (see ``Stage.shares``)."""
+    code = [get(i).code_of(part) for i in ids]
+    return [[i, j] for i in range(len(ids)) for j in range(i + 1, len(ids)) if code[i] == code[j]]
+
+
+def independent_paths(ids: Sequence[str]) -> dict[str, list[list[str]]]:
+    """For each part (forward, gradients, update), the groups of ``ids`` that run one code path."""
+    paths: dict[str, list[list[str]]] = {}
+    for part in PARTS:
+        groups: dict[str, list[str]] = {}
+        for impl_id in ids:
+            groups.setdefault(get(impl_id).code_of(part), []).append(impl_id)
+        paths[part] = list(groups.values())
+    return paths
+
+
 def trace(impl_id: str, params: Params, X: np.ndarray, Y: np.ndarray, *, dtype: str, device: str | None,
           precision: str = "highest") -> dict[str, np.ndarray]:
     """Every tensor of :data:`TENSORS` for one implementation, as float64 NumPy arrays."""
     impl = get(impl_id)
-    stage, backend = impl.module, impl.module.backend
+    stage = impl.stage
     config = TrainConfig(nh=params["Wh"].shape[0], dtype=dtype, device=device, precision=precision)
-    with backend.scope(config):
-        dev = backend.resolve_device(device)
-        state = stage.prepare(params, config, dev)
-        outputs = stage.trace(state, backend.asarray(X, dtype, dev))
-        tensors = {name: backend.to_numpy(outputs[name]) for name in TENSORS[:4]}
+    with place(stage, config, params, X) as run:
+        outputs = stage.trace(run.state, *run.data)
+        tensors = {name: stage.backend.to_numpy(outputs[name]) for name in TENSORS[:4]}
     L, grads = impl.gradients(params, X, Y, dtype=dtype, device=device, precision=precision)
     return tensors | {"loss": np.asarray(L)} | grads
 
@@ -128,24 +161,34 @@ def first_divergence(
     return {"a": a, "b": b, "dtype": dtype, "device": device, "errors": errors, "first": first, "tolerance": tol}
 
 
-def all_devices(implementations: Sequence[str] = IMPLEMENTATIONS) -> list[str]:
+def all_devices(implementations: Sequence[str] | None = None) -> list[str]:
     """Every device some implementation's framework sees, "cpu" first."""
     seen: list[str] = []
-    for impl_id in implementations:
+    for impl_id in implementations if implementations is not None else registered():
         seen += [d for d in get(impl_id).devices() if d not in seen]
     return seen
 
 
 def format_table(table: dict[str, Any]) -> str:
-    """The matrix and the oracle columns as aligned text."""
+    """The matrix and the reference columns as aligned text; pairs that run one code path read "same code"."""
     ids = table["ids"]
+    shared = {tuple(pair) for pair in table.get("same_code", [])}
+    shared |= {(j, i) for i, j in shared}
     width = max(map(len, ids), default=10) + 1
-    head = " " * width + "".join(f"{i:>15}" for i in ids) + f"{'oracle':>12}{'fin. diff.':>12}"
-    lines = [f"{table['dtype']} on {table['device']} (precision {table['precision']}), "
-             f"tolerance {table['tolerance']:.0e}: {'PASS' if table['passed'] else 'FAIL'}", head]
+    head = " " * width + "".join(f"{i:>15}" for i in ids) + "".join(
+        f"{name:>13}" for name in ("complex step", "derivation", "fin. diff."))
+    lines = [f"{table['dtype']} on {table['device']} (precision {table['precision']}), tolerance "
+             f"{table['tolerance']:.0e} against complex-step differentiation: {'PASS' if table['passed'] else 'FAIL'}",
+             head]
     for i, row in enumerate(table["matrix"]):
-        cells = "".join(f"{e:>15.1e}" for e in row)
-        lines.append(f"{ids[i]:<{width}}{cells}{table['vs_oracle'][i]:>12.1e}{table['vs_finite_differences'][i]:>12.1e}")
+        cells = "".join(f"{'same code':>15}" if (i, j) in shared else f"{e:>15.1e}" for j, e in enumerate(row))
+        refs = (table["vs_oracle"][i], table.get("vs_derivation", [np.nan] * len(ids))[i],
+                table["vs_finite_differences"][i])
+        lines.append(f"{ids[i]:<{width}}{cells}" + "".join(f"{e:>13.1e}" for e in refs))
+    if "paths" in table:
+        counts = ", ".join(f"{len(groups)} {part}" for part, groups in table["paths"].items())
+        lines.append(f"independent code paths among these {len(ids)}: {counts}; "
+                     "'same code': both run one gradient code path, so their agreement is not evidence")
     for impl_id, why in table["skipped"].items():
         lines.append(f"skipped {impl_id}: {why}")
     return "\n".join(lines)

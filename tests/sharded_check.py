@@ -36,7 +36,7 @@ def main() -> None:
 
     with jax.enable_x64(True):
         placement = _backend.resolve_device("cpu", 4)
-        p = stage1_manual.init_params(params, dtype="float64", device=placement)
+        p = stage1_manual.load(params, frameworks.TrainConfig(dtype="float64"), placement)
         Xs = _backend.shard_batch(_backend.asarray(X, "float64", placement), placement)
         Ys = _backend.shard_batch(_backend.asarray(Y, "float64", placement), placement)
         text = stage1_manual.gradients.lower(p, Xs, Ys, reduction="mean").compile().as_text()

@@ -62,7 +62,7 @@ def test_a_kernel_loaded_without_the_transpose_breaks_parity() -> None:
     assert max_relative_error({"y": broken}, {"y": expected}) > 1e-2
 
 
-@pytest.mark.parametrize("impl_id", frameworks.IMPLEMENTATIONS)
+@pytest.mark.parametrize("impl_id", frameworks.implementations())
 def test_export_returns_the_loaded_parameters(circles, impl_id: str) -> None:
     """Zero epochs of SGD would be a no-op; here: one step at a tiny eta moves params by a tiny amount only."""
     params = frameworks.init_params(2, 10, 2, seed=1)

@@ -48,7 +48,7 @@ def test_integer_labels_are_accepted() -> None:
 
 
 @pytest.mark.parametrize("chunking", [{}, {"checkpoint_every": 4}, {"progress": True}])
-@pytest.mark.parametrize("impl_id", frameworks.IMPLEMENTATIONS)
+@pytest.mark.parametrize("impl_id", frameworks.implementations())
 def test_divergence_stops_at_the_epoch_and_keeps_the_last_finite_state(circles, tmp_path, impl_id: str,
                                                                         chunking: dict) -> None:
     """eta=3e35 (float32): the weights overflow during epoch 2 in all eight implementations.
@@ -68,7 +68,7 @@ def test_divergence_stops_at_the_epoch_and_keeps_the_last_finite_state(circles, 
     assert all(np.isfinite(v).all() for v in result.params.values())
 
 
-@pytest.mark.parametrize("impl_id", frameworks.IMPLEMENTATIONS)
+@pytest.mark.parametrize("impl_id", frameworks.implementations())
 def test_training_leaves_the_callers_arrays_alone(circles, impl_id: str) -> None:
     params = frameworks.init_params(2, 10, 2, seed=0)
     before = {name: value.copy() for name, value in params.items()}
@@ -159,7 +159,7 @@ values = st.one_of(finite, st.just(np.nan), st.just(np.inf))
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    impl_id=st.sampled_from(frameworks.IMPLEMENTATIONS),
+    impl_id=st.sampled_from(frameworks.implementations()),
     dtype=st.sampled_from(["float32", "float64", "float16", "int8"]),
     nx=st.integers(0, 4), nh=st.integers(0, 4), ny=st.integers(0, 4), batch=st.integers(0, 5),
     x_nx=st.integers(0, 4), label_kind=st.sampled_from(["onehot", "ids", "floats", "wide"]),

@@ -27,7 +27,7 @@ def predictions(params: frameworks.Params, X: np.ndarray) -> np.ndarray:
     return oracle.forward(params, X)["yhat"].argmax(axis=1)
 
 
-@pytest.mark.parametrize("impl_id", frameworks.IMPLEMENTATIONS)
+@pytest.mark.parametrize("impl_id", frameworks.implementations())
 def test_float64_lab_run_ends_on_the_same_parameters(lab_runs, circles, impl_id: str) -> None:
     run, ref = lab_runs["float64"][impl_id], lab_runs["float64"][REFERENCE]
     assert run.epochs_done == ref.epochs_done == 150
@@ -39,7 +39,7 @@ def test_float64_lab_run_ends_on_the_same_parameters(lab_runs, circles, impl_id:
         np.testing.assert_array_equal(np.round(np.multiply(run.history[metric], 200)), np.round(np.multiply(ref.history[metric], 200)))
 
 
-@pytest.mark.parametrize("impl_id", frameworks.IMPLEMENTATIONS)
+@pytest.mark.parametrize("impl_id", frameworks.implementations())
 def test_float32_losses_stay_within_tolerance_every_epoch(lab_runs, impl_id: str) -> None:
     run, ref = lab_runs["float32"][impl_id], lab_runs["float32"][REFERENCE]
     tol = tolerance("trajectory_loss_abs", "float32")
@@ -48,7 +48,7 @@ def test_float32_losses_stay_within_tolerance_every_epoch(lab_runs, impl_id: str
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("impl_id", frameworks.IMPLEMENTATIONS)
+@pytest.mark.parametrize("impl_id", frameworks.implementations())
 def test_short_run_on_every_device_matches_cpu_float64(circles, impl_id: str, device: str) -> None:
     require_device(impl_id, device)
     if device == "tpu":
@@ -76,7 +76,7 @@ def test_averaged_gradient_under_trains_at_the_labs_settings(lab_runs) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset_name", ["circles", "course"])
-@pytest.mark.parametrize("impl_id", frameworks.IMPLEMENTATIONS)
+@pytest.mark.parametrize("impl_id", frameworks.implementations())
 def test_summed_gradient_reaches_the_published_accuracy(request, impl_id: str, dataset_name: str) -> None:
     """loss_reduction="sum" (the course's manual stage) at the lab's defaults, seeds 0 to 4.
 

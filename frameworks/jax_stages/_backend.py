@@ -82,8 +82,19 @@ def scope(config: TrainConfig) -> Iterator[None]:
         yield
 
 
+def jax_dtype(dtype: str) -> Any:
+    """The JAX dtype of a kit dtype name; float64 only where x64 is on (in :func:`scope`, or the
+    caller's own ``jax.enable_x64``): outside it JAX would silently give float32."""
+    if dtype == "float64" and jax.dtypes.canonicalize_dtype(jnp.float64) != jnp.float64:
+        raise KitError(
+            "float64 JAX arrays need x64, which is off here: JAX would silently compute in float32. Call this "
+            "inside `with jax.enable_x64(True):` (the kit's own runs do), or use dtype='float32'."
+        )
+    return DTYPES[dtype]
+
+
 def asarray(a: np.ndarray, dtype: str, device: jax.Device | NamedSharding) -> jax.Array:
-    return jax.device_put(np.asarray(a, dtype=DTYPES[dtype]), device)
+    return jax.device_put(np.asarray(a, dtype=jax_dtype(dtype)), device)
 
 
 def shard_batch(x: jax.Array, placement: jax.Device | NamedSharding) -> jax.Array:

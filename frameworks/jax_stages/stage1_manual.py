@@ -12,6 +12,7 @@ jits it and runs a whole epoch as one ``lax.scan``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import jax
@@ -19,12 +20,13 @@ import jax.numpy as jnp
 
 from frameworks._config import TrainConfig
 from frameworks._params import Params
+from frameworks._stage import Stage
 from frameworks.jax_stages import _backend as backend
 
 
-def init_params(params: Params, *, dtype: str = "float32", device: jax.Device | None = None) -> dict:
-    """The kit's canonical init (``frameworks.init_params``) as JAX arrays: Wh, bh, Wy, by."""
-    return backend.from_canonical(params, dtype, device)
+def load(params: Params, config: TrainConfig, device: jax.Device | None = None) -> dict:
+    """The kit's canonical parameters (``frameworks.init_params``) as plain arrays: Wh, bh, Wy, by."""
+    return backend.from_canonical(params, config.dtype, device)
 
 
 def forward(params: dict, X: jax.Array) -> tuple[jax.Array, dict]:
@@ -69,21 +71,17 @@ def sgd(params: dict, grads: dict, eta: float) -> dict:
     return {name: params[name] - eta * grads[name] for name in params}
 
 
-# The kit's contract: what frameworks.get("jax/manual") runs.
-
-
 @partial(jax.jit, static_argnames="reduction")
 def gradients(params: dict, X: jax.Array, Y: jax.Array, *, reduction: str) -> tuple[jax.Array, dict]:
+    """The mean loss of a batch and its gradients (of the mean, or of the summed loss)."""
     _, outputs = forward(params, X)
     L, _ = loss_accuracy(outputs["ytilde"], Y)
     return L, backward(params, outputs, Y, reduction=reduction)
 
 
-def prepare(params: Params, config: TrainConfig, device: jax.Device) -> dict:
-    return init_params(params, dtype=config.dtype, device=device)
+def make_step(config: TrainConfig) -> Callable[[dict, jax.Array, jax.Array], dict]:
+    """One training step: the gradients of the batch, then gradient descent."""
 
-
-def make_step(config: TrainConfig):
     def step(params: dict, X: jax.Array, Y: jax.Array) -> dict:
         _, grads = gradients(params, X, Y, reduction=config.loss_reduction)
         return sgd(params, grads, config.eta)
@@ -92,13 +90,23 @@ def make_step(config: TrainConfig):
 
 
 def evaluate(params: dict, X: jax.Array, Y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Mean loss and accuracy of a whole set."""
     _, outputs = forward(params, X)
     return loss_accuracy(outputs["ytilde"], Y)
 
 
 def trace(params: dict, X: jax.Array) -> dict:
+    """The intermediates of the forward pass."""
     return forward(params, X)[1]
 
 
 def export(params: dict) -> Params:
+    """The arrays back as canonical float64 NumPy arrays."""
     return {name: backend.to_numpy(value) for name, value in params.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The kit's contract: what frameworks.get("jax/manual") runs.
+
+STAGE = Stage(backend=backend, load=load, step=make_step, evaluate=evaluate, gradients=gradients, trace=trace,
+              export=export)

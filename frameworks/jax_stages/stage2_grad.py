@@ -10,19 +10,28 @@ The forward pass and the loss are stage 1's, unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import jax
 
 from frameworks._config import TrainConfig
 from frameworks._params import Params
+from frameworks._stage import Stage
 from frameworks.jax_stages import _backend as backend
 from frameworks.jax_stages.stage1_manual import evaluate, export, forward, loss_accuracy, trace  # stage 1's
 
 
-def init_params(params: Params, *, dtype: str = "float32", device: jax.Device | None = None) -> dict:
-    """The kit's canonical init as JAX arrays (JAX needs no ``requires_grad``)."""
-    return backend.from_canonical(params, dtype, device)
+def load(params: Params, config: TrainConfig, device: jax.Device | None = None) -> dict:
+    """The kit's canonical parameters as arrays (JAX needs no ``requires_grad``)."""
+    return backend.from_canonical(params, config.dtype, device)
+
+
+def loss(params: dict, X: jax.Array, Y: jax.Array, reduction: str = "mean") -> tuple[jax.Array, jax.Array]:
+    """The loss to differentiate (mean, or summed as in the cheat-sheet), and the mean loss as aux."""
+    _, outputs = forward(params, X)
+    L, _ = loss_accuracy(outputs["ytilde"], Y)
+    return (L if reduction == "mean" else L * Y.shape[0]), L
 
 
 def sgd(params: dict, grads: dict, eta: float) -> dict:
@@ -30,27 +39,16 @@ def sgd(params: dict, grads: dict, eta: float) -> dict:
     return jax.tree.map(lambda p, g: p - eta * g, params, grads)
 
 
-# The kit's contract: what frameworks.get("jax/grad") runs.
-
-
-def loss(params: dict, X: jax.Array, Y: jax.Array, reduction: str) -> tuple[jax.Array, jax.Array]:
-    """The loss to differentiate (mean, or summed as in the cheat-sheet), and the mean loss as aux."""
-    _, outputs = forward(params, X)
-    L, _ = loss_accuracy(outputs["ytilde"], Y)
-    return (L if reduction == "mean" else L * Y.shape[0]), L
-
-
 @partial(jax.jit, static_argnames="reduction")
 def gradients(params: dict, X: jax.Array, Y: jax.Array, *, reduction: str) -> tuple[jax.Array, dict]:
+    """The mean loss of a batch and the gradients ``jax.value_and_grad`` returns."""
     (_, L), grads = jax.value_and_grad(loss, has_aux=True)(params, X, Y, reduction)
     return L, grads
 
 
-def prepare(params: Params, config: TrainConfig, device: jax.Device) -> dict:
-    return init_params(params, dtype=config.dtype, device=device)
+def make_step(config: TrainConfig) -> Callable[[dict, jax.Array, jax.Array], dict]:
+    """One training step: the gradients by ``jax.value_and_grad``, then gradient descent."""
 
-
-def make_step(config: TrainConfig):
     def step(params: dict, X: jax.Array, Y: jax.Array) -> dict:
         _, grads = gradients(params, X, Y, reduction=config.loss_reduction)
         return sgd(params, grads, config.eta)
@@ -58,5 +56,8 @@ def make_step(config: TrainConfig):
     return step
 
 
-__all__ = ["backend", "evaluate", "export", "forward", "gradients", "init_params", "loss", "loss_accuracy",
-           "make_step", "prepare", "sgd", "trace"]
+# ---------------------------------------------------------------------------------------------------------------
+# The kit's contract: what frameworks.get("jax/grad") runs.
+
+STAGE = Stage(backend=backend, load=load, step=make_step, evaluate=evaluate, gradients=gradients, trace=trace,
+              export=export, shares={"forward": "jax/manual"})

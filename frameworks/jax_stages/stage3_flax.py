@@ -17,6 +17,7 @@ Two differences from PyTorch, both handled here:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -28,6 +29,7 @@ from flax import nnx, struct
 from frameworks import convert
 from frameworks._config import TrainConfig
 from frameworks._params import Params
+from frameworks._stage import Stage
 from frameworks.jax_stages import _backend as backend
 
 
@@ -35,7 +37,7 @@ def init_model(params: Params, *, dtype: str = "float32", model: str = "lab") ->
     """The MLP, loaded with the kit's canonical parameters."""
     nh, nx = params["Wh"].shape
     ny = params["Wy"].shape[0]
-    rngs, jdtype = nnx.Rngs(0), backend.DTYPES[dtype]  # the random init is overwritten below
+    rngs, jdtype = nnx.Rngs(0), backend.jax_dtype(dtype)  # the random init is overwritten below
     layers = [
         nnx.Linear(nx, nh, dtype=jdtype, param_dtype=jdtype, rngs=rngs),
         nnx.tanh,
@@ -58,13 +60,6 @@ def loss_accuracy(Ytilde: jax.Array, Y: jax.Array, *, reduction: str = "mean") -
     return L, acc
 
 
-def sgd(params: nnx.State, grads: nnx.State, eta: float) -> nnx.State:
-    return jax.tree.map(lambda p, g: p - eta * g, params, grads)
-
-
-# The kit's contract: what frameworks.get("jax/flax") runs.
-
-
 @struct.dataclass
 class State:
     """The model split for jit: the static ``graphdef`` and the ``params`` pytree."""
@@ -73,8 +68,14 @@ class State:
     params: nnx.State
 
 
+def load(params: Params, config: TrainConfig, device: jax.Device | None = None) -> State:
+    """The kit's canonical parameters as the model, split once into ``graphdef`` and ``params``."""
+    graphdef, flax_params = nnx.split(init_model(params, dtype=config.dtype, model=config.model), nnx.Param)
+    return State(graphdef, jax.device_put(flax_params, device))
+
+
 def loss(params: nnx.State, graphdef: Any, X: jax.Array, Y: jax.Array, reduction: str) -> tuple[jax.Array, jax.Array]:
-    """The loss to differentiate, with the mean loss as aux."""
+    """The loss to differentiate: the model merged back inside the traced function; the mean loss as aux."""
     model = nnx.merge(graphdef, params)
     Ytilde = model(X)
     L, _ = loss_accuracy(Ytilde, Y, reduction=reduction)
@@ -88,17 +89,14 @@ def grads_of(state: State, X: jax.Array, Y: jax.Array, *, reduction: str) -> tup
     return L, grads
 
 
-def gradients(state: State, X: jax.Array, Y: jax.Array, *, reduction: str) -> tuple[jax.Array, Params]:
-    L, grads = grads_of(state, X, Y, reduction=reduction)
-    return L, canonical(grads)
+def sgd(params: nnx.State, grads: nnx.State, eta: float) -> nnx.State:
+    """One step of gradient descent over the parameter pytree."""
+    return jax.tree.map(lambda p, g: p - eta * g, params, grads)
 
 
-def prepare(params: Params, config: TrainConfig, device: jax.Device) -> State:
-    graphdef, flax_params = nnx.split(init_model(params, dtype=config.dtype, model=config.model), nnx.Param)
-    return State(graphdef, jax.device_put(flax_params, device))
+def make_step(config: TrainConfig) -> Callable[[State, jax.Array, jax.Array], State]:
+    """One training step: the gradients of the merged model, then gradient descent."""
 
-
-def make_step(config: TrainConfig):
     def step(state: State, X: jax.Array, Y: jax.Array) -> State:
         _, grads = grads_of(state, X, Y, reduction=config.loss_reduction)
         return state.replace(params=sgd(state.params, grads, config.eta))
@@ -107,6 +105,7 @@ def make_step(config: TrainConfig):
 
 
 def evaluate(state: State, X: jax.Array, Y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Mean loss and accuracy of a whole set."""
     return loss_accuracy(nnx.merge(state.graphdef, state.params)(X), Y)
 
 
@@ -124,5 +123,19 @@ def canonical(flax_params: nnx.State) -> Params:
     return convert.from_flax_params(nnx.to_pure_dict(flax_params), check=False)
 
 
+def gradients(state: State, X: jax.Array, Y: jax.Array, *, reduction: str) -> tuple[jax.Array, Params]:
+    """The mean loss of a batch and its gradients, in the canonical layout."""
+    L, grads = grads_of(state, X, Y, reduction=reduction)
+    return L, canonical(grads)
+
+
 def export(state: State) -> Params:
+    """The model's parameters as canonical float64 NumPy arrays."""
     return canonical(state.params)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The kit's contract: what frameworks.get("jax/flax") runs.
+
+STAGE = Stage(backend=backend, load=load, step=make_step, evaluate=evaluate, gradients=gradients, trace=trace,
+              export=export, has_model=True)

@@ -41,20 +41,32 @@ def resolve_device(name: str | None, count: int = 1) -> torch.device:
     raise KitError(f"PyTorch sees no {name!r} device here; it sees {devices()}.")
 
 
+#: PyTorch's intra-op threads inside the kit's runs. The lab's tensors are tiny (batch 10 x 10 units;
+#: MNIST's 100 x 784): splitting them across threads costs more than it saves, and on a machine with
+#: any other load the threads spin against it (runs measured 7-50x slower). One thread was as fast or
+#: faster in every case measured (see the README's "Speed" section), so the kit sets it, and only inside
+#: its scope.
+THREADS = 1
+
+
 @contextlib.contextmanager
 def scope(config: TrainConfig) -> Iterator[None]:
-    """Run under the config's precision: "highest" turns TF32 off for float32 matrix products.
+    """Run under the config's precision, with :data:`THREADS` intra-op threads; both restored on exit.
 
-    PyTorch needs nothing for float64; the previous precision setting is restored on exit.
+    ``precision="highest"`` turns TF32 off for float32 matrix products (PyTorch needs nothing
+    for float64). Both settings are process-global in PyTorch (JAX's precision is
+    thread-local): two threads running the kit with different precisions would race.
     """
     matmul = torch.backends.cuda.matmul
-    before = matmul.fp32_precision
+    before, threads = matmul.fp32_precision, torch.get_num_threads()
     if config.precision == "highest":
         matmul.fp32_precision = "ieee"
+    torch.set_num_threads(THREADS)
     try:
         yield
     finally:
         matmul.fp32_precision = before
+        torch.set_num_threads(threads)
 
 
 def asarray(a: np.ndarray, dtype: str, device: torch.device) -> torch.Tensor:
@@ -75,13 +87,12 @@ def from_canonical(params: Params, dtype: str, device: torch.device) -> dict[str
 
 
 def native_init(nx: int, nh: int, ny: int, *, seed: int) -> Params:
-    """PyTorch's own default init (``nn.Linear``: Kaiming-uniform weights, uniform biases)."""
-    generator_state = torch.random.get_rng_state()
-    try:
+    """PyTorch's own default init (``nn.Linear``: Kaiming-uniform weights, uniform biases), seeded by
+    ``seed``; every torch generator (CPU and CUDA) is left as the caller had it."""
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         model = torch.nn.Sequential(torch.nn.Linear(nx, nh), torch.nn.Tanh(), torch.nn.Linear(nh, ny))
-    finally:
-        torch.random.set_rng_state(generator_state)
     return convert.from_torch_state_dict(model.state_dict())
 
 

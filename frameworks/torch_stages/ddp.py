@@ -40,6 +40,7 @@ from frameworks._data import load_dataset
 from frameworks._errors import KitError
 from frameworks._params import init_params
 from frameworks._registry import get
+from frameworks._stage import place
 from frameworks._training import METRICS
 
 STAGES = ("torch/nn", "torch/optim")
@@ -67,23 +68,22 @@ def train(impl_id: str, args: argparse.Namespace) -> dict:
         raise KitError(f"batch_size {config.batch_size} is not divisible by the {world} processes.")
     if config.devices != 1:
         raise KitError("--devices is JAX's data parallelism; under torchrun the process count sets it.")
-    stage, backend = get(impl_id).module, get(impl_id).module.backend
+    stage = get(impl_id).stage
     if config.device == "gpu":
         local = int(os.environ.get("LOCAL_RANK", rank))
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    init = init_params if config.init == "lab" else backend.native_init  # the same draw in every process
+    init = init_params if config.init == "lab" else stage.backend.native_init  # the same draw in every process
     params = init(dataset.nx, config.nh, dataset.ny, seed=config.seed)
-    with backend.scope(config):
-        data = [backend.asarray(a, config.dtype, device) for a in dataset[:4]]
-        state = stage.prepare(params, config, device)  # evaluated and exported unwrapped
+    with place(stage, config, params, *dataset[:4], device=device) as placed:
+        data, state = placed.data, placed.state  # the state is evaluated and exported unwrapped
         replica = copy.copy(state)  # trained wrapped: the same parameters, through DDP
         replica.model = DistributedDataParallel(state.model, device_ids=[device] if device.type == "cuda" else None)
         if config.loss_reduction == "sum":
             replica.loss = ScaledLoss(state.loss, world)
-        step = stage.make_step(config)
+        step = stage.step(config)
         order = BatchOrder(len(dataset.Xtrain), config.batch_size, seed=config.seed)
         share = config.batch_size // world
         history = {m: [] for m in METRICS}

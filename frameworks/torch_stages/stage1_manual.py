@@ -11,16 +11,19 @@ matrix with one sample a row, so ``Wh x`` becomes ``X @ Wh.T``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from frameworks._config import TrainConfig
 from frameworks._params import Params
+from frameworks._stage import Stage
 from frameworks.torch_stages import _backend as backend
 
 
-def init_params(params: Params, *, dtype: str = "float32", device: torch.device | None = None) -> dict:
-    """The kit's canonical init (``frameworks.init_params``) as tensors: Wh, bh, Wy, by."""
-    return backend.from_canonical(params, dtype, device or torch.device("cpu"))
+def load(params: Params, config: TrainConfig, device: torch.device | None = None) -> dict:
+    """The kit's canonical parameters (``frameworks.init_params``) as plain tensors: Wh, bh, Wy, by."""
+    return backend.from_canonical(params, config.dtype, device or torch.device("cpu"))
 
 
 def forward(params: dict, X: torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -65,20 +68,16 @@ def sgd(params: dict, grads: dict, eta: float) -> dict:
     return {name: params[name] - eta * grads[name] for name in params}
 
 
-# The kit's contract: what frameworks.get("torch/manual") runs.
-
-
 def gradients(params: dict, X: torch.Tensor, Y: torch.Tensor, *, reduction: str) -> tuple[torch.Tensor, dict]:
+    """The mean loss of a batch and its gradients (of the mean, or of the summed loss)."""
     _, outputs = forward(params, X)
     L, _ = loss_accuracy(outputs["ytilde"], Y)
     return L, backward(params, outputs, Y, reduction=reduction)
 
 
-def prepare(params: Params, config: TrainConfig, device: torch.device) -> dict:
-    return init_params(params, dtype=config.dtype, device=device)
+def make_step(config: TrainConfig) -> Callable[[dict, torch.Tensor, torch.Tensor], dict]:
+    """One training step: the gradients of the batch, then gradient descent."""
 
-
-def make_step(config: TrainConfig):
     def step(params: dict, X: torch.Tensor, Y: torch.Tensor) -> dict:
         _, grads = gradients(params, X, Y, reduction=config.loss_reduction)
         return sgd(params, grads, config.eta)
@@ -87,13 +86,23 @@ def make_step(config: TrainConfig):
 
 
 def evaluate(params: dict, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss and accuracy of a whole set."""
     _, outputs = forward(params, X)
     return loss_accuracy(outputs["ytilde"], Y)
 
 
 def trace(params: dict, X: torch.Tensor) -> dict:
+    """The intermediates of the forward pass."""
     return forward(params, X)[1]
 
 
 def export(params: dict) -> Params:
+    """The tensors back as canonical float64 NumPy arrays."""
     return {name: backend.to_numpy(value) for name, value in params.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The kit's contract: what frameworks.get("torch/manual") runs.
+
+STAGE = Stage(backend=backend, load=load, step=make_step, evaluate=evaluate, gradients=gradients, trace=trace,
+              export=export)

@@ -8,18 +8,31 @@ part of the model) and the gradients are zeroed for the next batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from frameworks._config import TrainConfig
 from frameworks._params import Params
+from frameworks._stage import Stage
 from frameworks.torch_stages import _backend as backend
-from frameworks.torch_stages.stage1_manual import forward, loss_accuracy  # stage 1's, unchanged
+from frameworks.torch_stages.stage1_manual import evaluate, export, forward, loss_accuracy, trace  # stage 1's
 
 
-def init_params(params: Params, *, dtype: str = "float32", device: torch.device | None = None) -> dict:
-    """The kit's canonical init as leaf tensors that record their gradient."""
-    tensors = backend.from_canonical(params, dtype, device or torch.device("cpu"))
+def load(params: Params, config: TrainConfig, device: torch.device | None = None) -> dict:
+    """The kit's canonical parameters as leaf tensors that record their gradient."""
+    tensors = backend.from_canonical(params, config.dtype, device or torch.device("cpu"))
     return {name: value.requires_grad_(True) for name, value in tensors.items()}
+
+
+def backward(params: dict, X: torch.Tensor, Y: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
+    """Forward, then ``backward()`` of the mean loss (or of the summed loss, ``reduction="sum"``).
+
+    Fills each parameter's ``.grad``; returns the mean loss."""
+    _, outputs = forward(params, X)
+    L, _ = loss_accuracy(outputs["ytilde"], Y)
+    (L if reduction == "mean" else L * Y.shape[0]).backward()
+    return L.detach()
 
 
 def sgd(params: dict, eta: float) -> None:
@@ -30,18 +43,8 @@ def sgd(params: dict, eta: float) -> None:
             value.grad.zero_()
 
 
-# The kit's contract: what frameworks.get("torch/autograd") runs.
-
-
-def backward(params: dict, X: torch.Tensor, Y: torch.Tensor, *, reduction: str) -> torch.Tensor:
-    """Forward, then ``backward()`` of the mean loss (or of the summed loss, ``reduction="sum"``)."""
-    _, outputs = forward(params, X)
-    L, _ = loss_accuracy(outputs["ytilde"], Y)
-    (L if reduction == "mean" else L * Y.shape[0]).backward()
-    return L.detach()
-
-
 def gradients(params: dict, X: torch.Tensor, Y: torch.Tensor, *, reduction: str) -> tuple[torch.Tensor, dict]:
+    """The mean loss of a batch and the gradients autograd leaves in ``.grad`` (copied, then cleared)."""
     L = backward(params, X, Y, reduction=reduction)
     grads = {name: value.grad.clone() for name, value in params.items()}
     for value in params.values():
@@ -49,11 +52,9 @@ def gradients(params: dict, X: torch.Tensor, Y: torch.Tensor, *, reduction: str)
     return L, grads
 
 
-def prepare(params: Params, config: TrainConfig, device: torch.device) -> dict:
-    return init_params(params, dtype=config.dtype, device=device)
+def make_step(config: TrainConfig) -> Callable[[dict, torch.Tensor, torch.Tensor], dict]:
+    """One training step: ``backward()``, then gradient descent."""
 
-
-def make_step(config: TrainConfig):
     def step(params: dict, X: torch.Tensor, Y: torch.Tensor) -> dict:
         backward(params, X, Y, reduction=config.loss_reduction)
         sgd(params, config.eta)
@@ -62,16 +63,8 @@ def make_step(config: TrainConfig):
     return step
 
 
-@torch.no_grad()
-def evaluate(params: dict, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    _, outputs = forward(params, X)
-    return loss_accuracy(outputs["ytilde"], Y)
+# ---------------------------------------------------------------------------------------------------------------
+# The kit's contract: what frameworks.get("torch/autograd") runs.
 
-
-@torch.no_grad()
-def trace(params: dict, X: torch.Tensor) -> dict:
-    return forward(params, X)[1]
-
-
-def export(params: dict) -> Params:
-    return {name: backend.to_numpy(value) for name, value in params.items()}
+STAGE = Stage(backend=backend, load=load, step=make_step, evaluate=torch.no_grad()(evaluate), gradients=gradients,
+              trace=torch.no_grad()(trace), export=export, shares={"forward": "torch/manual"})

@@ -8,20 +8,28 @@ The update is still written by hand, over ``model.parameters()``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
+from torch.nn.utils import skip_init
 
 from frameworks import convert
 from frameworks._config import TrainConfig
 from frameworks._params import Params
+from frameworks._stage import Stage
 from frameworks.torch_stages import _backend as backend
 
 
 def init_model(params: Params, *, dtype: str = "float32", device: torch.device | None = None, model: str = "lab") -> nn.Module:
-    """The MLP, loaded with the kit's canonical parameters (the lab's layout is ``Linear``'s)."""
+    """The MLP, loaded with the kit's canonical parameters (the lab's layout is ``Linear``'s).
+
+    ``skip_init`` builds each ``Linear`` without drawing its default weights, which
+    are overwritten anyway: the caller's random generator is left as it was.
+    """
     nh, nx = params["Wh"].shape
     ny = params["Wy"].shape[0]
-    layers = [nn.Linear(nx, nh), nn.Tanh(), nn.Linear(nh, ny)]
+    layers = [skip_init(nn.Linear, nx, nh), nn.Tanh(), skip_init(nn.Linear, nh, ny)]
     if model == "double_softmax":
         layers.append(nn.Softmax(dim=1))  # the trap: CrossEntropyLoss softmaxes again
     mlp = nn.Sequential(*layers).to(device=device or "cpu", dtype=backend.DTYPES[dtype])
@@ -36,48 +44,50 @@ def loss_accuracy(loss: nn.Module, Ytilde: torch.Tensor, Y: torch.Tensor) -> tup
     return L, acc
 
 
+class State:
+    """The model and the loss it trains on (``reduction`` "mean", or "sum" as in the cheat-sheet)."""
+
+    def __init__(self, model: nn.Module, reduction: str = "mean") -> None:
+        self.model = model
+        self.loss: nn.Module = nn.CrossEntropyLoss(reduction=reduction)
+
+
+def load(params: Params, config: TrainConfig, device: torch.device | None = None) -> State:
+    """The kit's canonical parameters as the model, with the config's loss."""
+    return State(init_model(params, dtype=config.dtype, device=device, model=config.model), config.loss_reduction)
+
+
+def backward(model: nn.Module, loss: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """Forward through the model, then ``backward()`` of ``loss``: fills each parameter's ``.grad``.
+
+    Returns the batch's mean loss, whatever ``loss`` reduces by."""
+    Ytilde = model(X)
+    L, _ = loss_accuracy(loss, Ytilde, Y)
+    L.backward()
+    return nn.functional.cross_entropy(Ytilde.detach(), Y)
+
+
 def sgd(model: nn.Module, eta: float) -> None:
+    """One step of gradient descent over ``model.parameters()``, then clear the gradients."""
     with torch.no_grad():
         for param in model.parameters():
             param -= eta * param.grad
     model.zero_grad()
 
 
-# The kit's contract: what frameworks.get("torch/nn") runs.
-
-
-class State:
-    """The model and its loss (``reduction`` "mean", or "sum" as in the cheat-sheet)."""
-
-    def __init__(self, model: nn.Module, reduction: str) -> None:
-        self.model = model
-        self.loss = nn.CrossEntropyLoss(reduction=reduction)
-        self.mean_loss = nn.CrossEntropyLoss()
-
-
-def backward(state: State, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    Ytilde = state.model(X)
-    L, _ = loss_accuracy(state.loss, Ytilde, Y)
-    L.backward()
-    return state.mean_loss(Ytilde.detach(), Y)
-
-
-def gradients(state: State, X: torch.Tensor, Y: torch.Tensor, *, reduction: str) -> tuple[torch.Tensor, dict]:
-    del reduction  # the state's loss already has it
-    L = backward(state, X, Y)
+def gradients(state: State, X: torch.Tensor, Y: torch.Tensor, *, reduction: str) -> tuple[torch.Tensor, Params]:
+    """The mean loss of a batch and the gradients autograd leaves in the model (of the mean or summed loss)."""
+    L = backward(state.model, nn.CrossEntropyLoss(reduction=reduction), X, Y)
     grads = convert.from_torch_state_dict({n: p.grad for n, p in state.model.named_parameters()}, check=False)
     state.model.zero_grad(set_to_none=True)
     return L, grads
 
 
-def prepare(params: Params, config: TrainConfig, device: torch.device) -> State:
-    model = init_model(params, dtype=config.dtype, device=device, model=config.model)
-    return State(model, config.loss_reduction)
+def make_step(config: TrainConfig) -> Callable[[State, torch.Tensor, torch.Tensor], State]:
+    """One training step: ``backward()`` of the state's loss, then gradient descent."""
 
-
-def make_step(config: TrainConfig):
     def step(state: State, X: torch.Tensor, Y: torch.Tensor) -> State:
-        backward(state, X, Y)
+        backward(state.model, state.loss, X, Y)
         sgd(state.model, config.eta)
         return state
 
@@ -86,7 +96,8 @@ def make_step(config: TrainConfig):
 
 @torch.no_grad()
 def evaluate(state: State, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return loss_accuracy(state.mean_loss, state.model(X), Y)
+    """Mean loss and accuracy of a whole set."""
+    return loss_accuracy(nn.CrossEntropyLoss(), state.model(X), Y)
 
 
 @torch.no_grad()
@@ -100,4 +111,12 @@ def trace(state: State, X: torch.Tensor) -> dict:
 
 
 def export(state: State) -> Params:
+    """The model's parameters as canonical float64 NumPy arrays."""
     return convert.from_torch_state_dict(state.model.state_dict(), check=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The kit's contract: what frameworks.get("torch/nn") runs.
+
+STAGE = Stage(backend=backend, load=load, step=make_step, evaluate=evaluate, gradients=gradients, trace=trace,
+              export=export, has_model=True)
