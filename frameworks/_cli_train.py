@@ -4,32 +4,63 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from frameworks._config import TrainConfig
-from frameworks._data import load_dataset
+from frameworks._data import Dataset, load_dataset
+from frameworks._errors import KitError
 from frameworks._registry import IMPLEMENTATIONS, get
+
+LAB, MNIST = TrainConfig(), TrainConfig.mnist()
+PROGRESS_HELP = "progress bars (default: only when stderr is a terminal)"
+
+
+def _default(name: str) -> str:
+    """The default of a config field for the help: the lab's, and the MNIST settings' where they differ."""
+    lab, mnist = getattr(LAB, name), getattr(MNIST, name)
+    return f"default {lab}" if lab == mnist else f"default {lab}; digits/mnist {mnist}"
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every training command shares; unset ones keep the config's (or the dataset's) defaults."""
-    parser.add_argument("--dataset", default="circles", help="circles, digits, mnist, or a .mat/.npz path")
-    parser.add_argument("--data-dir", type=Path, default=None, help="for --dataset mnist: the IDX folder or mnist.mat")
-    group = parser.add_argument_group("training (defaults: the lab's; digits/mnist use its MNIST settings)")
-    group.add_argument("--nh", type=int)
-    group.add_argument("--eta", type=float)
-    group.add_argument("--batch-size", type=int)
-    group.add_argument("--epochs", type=int)
-    group.add_argument("--seed", type=int)
-    group.add_argument("--dtype", choices=("float32", "float64"))
-    group.add_argument("--device", choices=("cpu", "gpu", "tpu"))
-    group.add_argument("--loss-reduction", choices=("mean", "sum"))
-    group.add_argument("--precision", choices=("highest", "native"))
-    group.add_argument("--init", choices=("lab", "native"))
-    group.add_argument("--model", choices=("lab", "double_softmax"))
-    group.add_argument("--devices", type=int, help="JAX data parallelism over this many devices")
+    parser.add_argument("--dataset", default="circles", help="circles, digits, mnist, or a .mat/.npz path "
+                        "(default circles)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="for --dataset mnist only: the IDX folder or mnist.mat (no default)")
+    group = parser.add_argument_group(
+        "training", "defaults: the lab's, TrainConfig(); --dataset digits and mnist start from TrainConfig.mnist()")
+    group.add_argument("--nh", type=int, help=f"hidden units ({_default('nh')})")
+    group.add_argument("--eta", type=float, help=f"learning rate of plain SGD ({_default('eta')})")
+    group.add_argument("--batch-size", type=int, help=f"rows per minibatch ({_default('batch_size')})")
+    group.add_argument("--epochs", type=int, help=f"passes over the training set ({_default('epochs')})")
+    group.add_argument("--seed", type=int, help=f"seeds the init and the batch order ({_default('seed')})")
+    group.add_argument("--dtype", choices=("float32", "float64"), help=f"compute dtype ({_default('dtype')})")
+    group.add_argument("--device", choices=("cpu", "gpu", "tpu"),
+                       help="device kind (default: the framework's default device)")
+    group.add_argument("--loss-reduction", choices=("mean", "sum"),
+                       help=f"mean: the lab's batch mean; sum: the cheat-sheet's trap ({_default('loss_reduction')})")
+    group.add_argument("--precision", choices=("highest", "native"),
+                       help=f"float32 matmuls: full (highest) or the framework's TF32/bf16 ({_default('precision')})")
+    group.add_argument("--init", choices=("lab", "native"),
+                       help=f"lab: N(0, 0.3^2) drawn once in NumPy; native: each framework's own ({_default('init')})")
+    group.add_argument("--model", choices=("lab", "double_softmax"),
+                       help=f"double_softmax: the softmax-twice trap, module stages ({_default('model')})")
+    group.add_argument("--devices", type=int,
+                       help=f"JAX data parallelism over this many devices ({_default('devices')})")
     group.add_argument("--no-fuse", dest="fuse", action="store_false", default=None,
-                       help="JAX: one jitted step a call instead of a scanned epoch")
+                       help="JAX: one jitted step a call instead of the fused run (default: fused)")
+
+
+def add_progress_argument(parser: argparse.ArgumentParser) -> None:
+    """``--progress/--no-progress``; read it with :func:`progress_enabled`."""
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help=PROGRESS_HELP)
+
+
+def progress_enabled(args: argparse.Namespace) -> bool:
+    """Whether to draw progress bars: ``--progress``/``--no-progress`` if given, else only when stderr is a terminal
+    (a log redirected to a file gets no carriage-return lines)."""
+    return args.progress if args.progress is not None else sys.stderr.isatty()
 
 
 def config_from(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
@@ -42,22 +73,33 @@ def config_from(args: argparse.Namespace, base: TrainConfig | None = None) -> Tr
     return base.replace(**given)
 
 
+def dataset_from(args: argparse.Namespace) -> Dataset:
+    """The dataset of ``--dataset`` (and ``--data-dir``, which only ``--dataset mnist`` takes)."""
+    if args.data_dir is not None and args.dataset != "mnist":
+        raise KitError(f"--data-dir is for --dataset mnist only; --dataset {args.dataset} takes none "
+                       "(a .mat or .npz file is given as --dataset PATH).")
+    return load_dataset(args.dataset, path=args.data_dir)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``train`` command's options."""
     parser.add_argument("implementation", help=f"one of {', '.join(IMPLEMENTATIONS)}")
     add_config_arguments(parser)
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/train/<impl>)")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="save the run here (atomically) every --checkpoint-every epochs and at the end")
-    parser.add_argument("--checkpoint-every", type=int, default=10)
+    parser.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints (default 10)")
     parser.add_argument("--resume", type=Path, default=None,
                         help="continue a checkpointed run (from any implementation) up to --epochs")
+    add_progress_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train, write ``history.json`` and ``curves.png``; exit status 1 when the run diverged."""
     from frameworks import plots
 
     impl = get(args.implementation)
-    dataset = load_dataset(args.dataset, path=args.data_dir)
+    dataset = dataset_from(args)
     resume = None
     if args.resume is not None:
         from frameworks._checkpoint import load_checkpoint
@@ -65,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         resume = load_checkpoint(args.resume)
     config = config_from(args, resume.config if resume else None)
     out = args.out or Path("runs/train") / impl.id.replace("/", "-")
-    result = impl.train(dataset, config, progress=True, resume=resume, checkpoint=args.checkpoint,
+    result = impl.train(dataset, config, progress=progress_enabled(args), resume=resume, checkpoint=args.checkpoint,
                         checkpoint_every=args.checkpoint_every)
     out.mkdir(parents=True, exist_ok=True)
     (out / "history.json").write_text(json.dumps(result.to_dict(), indent=1))
