@@ -7,6 +7,8 @@ after checking shapes, labels and values, so no framework ever sees bad data.
 from __future__ import annotations
 
 import hashlib
+import os
+import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
@@ -15,7 +17,8 @@ import numpy as np
 
 from frameworks._errors import KitError, unknown
 
-# SHA-256 of the files the kit ships in ``shared_data/`` (see ``generate_circles.py``).
+# SHA-256 of the files the kit ships: made in ``shared_data/`` (see ``generate_circles.py``), installed as
+# ``frameworks/data/`` (pyproject.toml maps the one folder onto the other).
 CHECKSUMS = {
     "circles.npz": "f0edfc8956909efec4a304692bf4d685bda23b91a79cb4c8d781d06961652b5b",
 }
@@ -41,8 +44,11 @@ class Dataset(NamedTuple):
 
 
 def shipped_dir() -> Path:
-    """The folder of the data the kit ships (``shared_data/``, in the source tree or installed)."""
-    return Path(str(resources.files("shared_data")))
+    """The folder of the data the kit ships: ``frameworks/data/`` installed, ``shared_data/`` in the source tree."""
+    installed = resources.files("frameworks") / "data"
+    if installed.is_dir():
+        return Path(str(installed))
+    return Path(__file__).resolve().parent.parent / "shared_data"
 
 
 def shipped_file(filename: str) -> Path:
@@ -72,9 +78,12 @@ def load_dataset(name_or_path: str | Path, *, path: str | Path | None = None) ->
       path: for ``"mnist"``: the folder of the four IDX files or a ``.mat`` file.
 
     Raises:
-      KitError: unknown name, missing or corrupted file, arrays of the wrong
-        shape, labels that are not one-hot, NaN or infinite values.
+      KitError: unknown name, a name that is not a string or path, ``path``
+        given for another dataset than ``"mnist"``, missing, unreadable or
+        corrupted file, arrays of the wrong shape, labels that are not
+        one-hot, NaN or infinite values.
     """
+    _check_name_and_path(name_or_path, path)
     name = str(name_or_path)
     if name == "circles":
         return from_arrays(_read_arrays(shipped_file("circles.npz")), name="circles")
@@ -96,21 +105,68 @@ def load_dataset(name_or_path: str | Path, *, path: str | Path | None = None) ->
     raise unknown("dataset", name, ["circles", "digits", "mnist", "<path>.mat", "<path>.npz"])
 
 
-def _read_arrays(file: Path) -> dict[str, np.ndarray]:
-    try:
-        if file.suffix == ".mat":
-            import scipy.io
+def _check_name_and_path(name_or_path: object, path: object) -> None:
+    """Refuse what :func:`load_dataset` cannot take: a name that is neither a string nor a path, ``path`` where the
+    dataset takes none."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise KitError(
+            f"load_dataset: expected a dataset name ('circles', 'digits', 'mnist') or the path of a .mat or .npz "
+            f"file, got {type(name_or_path).__name__} {name_or_path!r}."
+        )
+    if path is None:
+        return
+    if str(name_or_path) != "mnist":
+        raise KitError(
+            f"load_dataset: path= is for 'mnist' only (its IDX folder or mnist.mat); {str(name_or_path)!r} takes "
+            "none. To load a .mat or .npz file, pass its path as the first argument."
+        )
+    if not isinstance(path, (str, os.PathLike)):
+        raise KitError(f"load_dataset: path= must be a folder or file path, got {type(path).__name__} {path!r}.")
 
-            raw = scipy.io.loadmat(file)
-        else:
-            with np.load(file, allow_pickle=False) as npz:
-                raw = {key: npz[key] for key in npz.files}
-    except Exception as err:  # any reader failure is a bad file for the user
-        raise KitError(f"cannot read {file}: {type(err).__name__}: {err}") from None
+
+def _read_arrays(file: Path) -> dict[str, np.ndarray]:
+    """The four arrays of a ``.mat`` or ``.npz`` dataset file."""
+    raw = _read_mat(file) if file.suffix == ".mat" else _read_npz(file)
     missing = [key for key in KEYS if key not in raw]
     if missing:
         raise KitError(f"{file} lacks the keys {missing}; a dataset file holds {KEYS}.")
     return {key: raw[key] for key in KEYS}
+
+
+def _read_npz(file: Path) -> dict[str, np.ndarray]:
+    """The arrays of a NumPy ``.npz`` archive, which must hold numeric arrays only (no pickles)."""
+    expected = f"expected an archive written by numpy.savez with the arrays {', '.join(KEYS)}"
+    if not zipfile.is_zipfile(file):
+        raise KitError(f"{file} is not a NumPy .npz archive (it is not a zip file); {expected}.")
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except ValueError as err:
+        if "pickle" in str(err):
+            raise KitError(f"{file} holds Python objects (pickled arrays), which the kit does not load; "
+                           f"{expected}, numeric ones.") from None
+        raise KitError(f"{file} is not a readable NumPy .npz archive ({_one_line(err)}); {expected}.") from None
+    except Exception as err:  # a torn zip, a member that is not an .npy: whatever the reader said, a bad file
+        raise KitError(f"{file} is not a readable NumPy .npz archive ({_one_line(err)}); {expected}.") from None
+
+
+def _read_mat(file: Path) -> dict[str, np.ndarray]:
+    """The variables of a MATLAB ``.mat`` file (v4 to v7.2: what SciPy reads)."""
+    import scipy.io
+
+    expected = f"expected a file saved by MATLAB (-v7 or older) or scipy.io.savemat with {', '.join(KEYS)}"
+    try:
+        return scipy.io.loadmat(file)
+    except NotImplementedError:  # SciPy's answer to v7.3, which is HDF5
+        raise KitError(f"{file} is a MATLAB v7.3 (HDF5) file, which SciPy cannot read; save it again in MATLAB "
+                       "with save(..., '-v7').") from None
+    except Exception as err:  # a header SciPy does not know, a truncated body: whatever the reader said
+        raise KitError(f"{file} is not a MATLAB .mat file (SciPy: {_one_line(err)}); {expected}.") from None
+
+
+def _one_line(err: BaseException) -> str:
+    """``Type: message`` of an exception, on one line."""
+    return " ".join(f"{type(err).__name__}: {err}".split())
 
 
 def from_arrays(arrays: dict[str, object], *, name: str) -> Dataset:
