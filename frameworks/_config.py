@@ -8,6 +8,7 @@ passed explicitly to whatever needs it: the kit has no global state.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,7 +24,7 @@ MODELS = ("lab", "double_softmax")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of one training run (validated on construction).
+    """Settings of one training run (validated on construction; NumPy numbers are stored as Python ones).
 
     Attributes:
       nh: hidden units.
@@ -71,6 +72,7 @@ class TrainConfig:
     devices: int = 1
 
     def __post_init__(self) -> None:
+        self._store_numpy_numbers_as_python()
         for name in ("nh", "batch_size", "epochs", "devices"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -102,6 +104,16 @@ class TrainConfig:
             )
         if not isinstance(self.fuse, bool):
             raise KitError(f"TrainConfig.fuse must be True or False, got {self.fuse!r}.")
+
+    def _store_numpy_numbers_as_python(self) -> None:
+        """NumPy integers (and NumPy floats for ``eta``) become Python ones: the config stays hashable and
+        JSON-serialisable whatever numbers the caller computed it from."""
+        for name in ("nh", "batch_size", "epochs", "seed", "devices"):
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and type(value) not in (bool, int):
+                object.__setattr__(self, name, int(value))
+        if isinstance(self.eta, numbers.Real) and type(self.eta) not in (bool, int, float):  # numpy.float64 too
+            object.__setattr__(self, "eta", float(self.eta))
 
     def replace(self, **changes: object) -> TrainConfig:
         """A copy with ``changes`` applied (and validated)."""
