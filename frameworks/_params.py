@@ -6,6 +6,7 @@ layout (out x in): ``Wh`` (nh, nx), ``bh`` (nh,), ``Wy`` (ny, nh), ``by`` (ny,).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -15,6 +16,10 @@ from frameworks._errors import KitError
 Params = dict[str, np.ndarray]
 NAMES = ("Wh", "bh", "Wy", "by")
 INIT_STD = 0.3
+FLOAT64_BYTES = 8
+PARAM_COPIES = 2  # the parameters and their gradients
+ACTIVATION_COPIES = 4  # htilde, h, ytilde, yhat of each row, and as many gradients in the backward pass
+GIB = 2**30
 
 
 def init_params(nx: int, nh: int, ny: int, *, seed: int = 0) -> Params:
@@ -25,6 +30,7 @@ def init_params(nx: int, nh: int, ny: int, *, seed: int = 0) -> Params:
     for name, value in (("nx", nx), ("nh", nh), ("ny", ny)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
             raise KitError(f"init_params: {name} must be a positive integer, got {value!r}.")
+    check_memory(int(nx), int(nh), int(ny))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise KitError(f"init_params: seed must be a non-negative integer, got {seed!r}.")
     rng = np.random.default_rng(seed)
@@ -34,6 +40,37 @@ def init_params(nx: int, nh: int, ny: int, *, seed: int = 0) -> Params:
         "Wy": rng.normal(0.0, INIT_STD, (ny, nh)),
         "by": np.zeros(ny),
     }
+
+
+def check_memory(nx: int, nh: int, ny: int, *, rows: int = 0) -> None:
+    """Refuse a network whose float64 arrays cannot fit in this machine's physical memory.
+
+    The estimate counts the parameters (nh*nx + nh + ny*nh + ny floats) and their gradients, plus the
+    activations of ``rows`` rows (rows*(nh+ny) floats) a few times over for the backward pass: an estimate on the
+    low side of what training needs, so a refused size could not have run, and one clear line replaces NumPy's
+    ``MemoryError`` traceback. Where the OS does not report its memory, nothing is checked.
+
+    Raises:
+      KitError: the estimate exceeds the physical memory.
+    """
+    params = nh * nx + nh + ny * nh + ny
+    need = FLOAT64_BYTES * (PARAM_COPIES * params + ACTIVATION_COPIES * rows * (nh + ny))
+    have = physical_memory()
+    if have is not None and need > have:
+        of_rows, or_rows = (f" over {rows} rows", " or fewer rows") if rows else ("", "")
+        raise KitError(
+            f"nx={nx}, nh={nh}, ny={ny}{of_rows} need about {need / GIB:,.1f} GiB of float64 arrays, more than "
+            f"this machine's {have / GIB:,.1f} GiB of memory; choose a smaller nh{or_rows} (the lab uses nh=10, "
+            "100 for MNIST)."
+        )
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory, or None where the OS does not say (``os.sysconf`` is POSIX)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def shapes(params: Mapping[str, np.ndarray]) -> tuple[int, int, int]:
