@@ -4,8 +4,9 @@ One ``.npz`` file holds the canonical float64 parameters and a JSON record
 (implementation, config, history, epoch, the batch order's generator state)
 together with the SHA-256 of all of it. It is written to a temporary file in
 the same folder, flushed to disk, then renamed over the target: a crash
-mid-write leaves the previous checkpoint intact, never a torn one. A file that
-is truncated or altered fails its checksum and is refused.
+mid-write leaves the previous checkpoint intact, never a torn one. The file
+gets the permissions of any file the user saves (0666 less the umask). A file
+that is truncated or altered fails its checksum and is refused.
 
 A checkpoint written by any implementation resumes in any other: it holds
 nothing of a framework.
@@ -17,7 +18,7 @@ import hashlib
 import io
 import json
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     }, sort_keys=True).encode()
     buffer = io.BytesIO()
     np.savez(buffer, record=np.frombuffer(record, dtype=np.uint8), sha256=np.array(_digest(params, record)), **params)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(buffer.getvalue())
@@ -78,6 +79,18 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new file next to ``path``, open for writing: mode 0666 less the umask (``tempfile.mkstemp`` would
+    make it 0600), a random name that no other writer can hold."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
