@@ -156,13 +156,19 @@ def test_cli_train_writes_history_and_curves(tmp_path) -> None:
     assert (tmp_path / "curves.png").stat().st_size > 1000
 
 
+# Left out of the source copy the wheel is built from: build/ would leak its stale files into the wheel.
+NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "runs", "reports", "_build", "*.egg-info",
+                                    "__pycache__", ".pytest_cache", ".hypothesis")
+
+
 @pytest.mark.slow
 def test_loads_after_a_non_editable_install(tmp_path) -> None:
-    """Build the wheel, unpack it alone on the path, and load the shipped data from there."""
+    """Build the wheel from a clean copy, unpack it alone on the path, and load the shipped data from there."""
     if shutil.which("pip") is None and subprocess.run([sys.executable, "-m", "pip", "--version"]).returncode:
         pytest.skip("pip is not available")
+    shutil.copytree(ROOT, tmp_path / "src", ignore=NOT_SOURCE)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path / "wheel"), str(ROOT)], check=True, capture_output=True)
+                    str(tmp_path / "wheel"), str(tmp_path / "src")], check=True, capture_output=True)
     wheel = next((tmp_path / "wheel").glob("*.whl"))
     shutil.unpack_archive(wheel, tmp_path / "site", format="zip")
     code = ("import frameworks, hashlib; d = frameworks.load_dataset('circles'); "
@@ -171,7 +177,13 @@ def test_loads_after_a_non_editable_install(tmp_path) -> None:
                          env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"}, check=True)
     assert out.stdout.splitlines()[0].startswith(str(tmp_path / "site"))
     assert out.stdout.splitlines()[1] == "(200, 2)"
-    assert hashlib.sha256((tmp_path / "site" / "shared_data" / "circles.npz").read_bytes()).hexdigest() == _data.CHECKSUMS["circles.npz"]
+    data = tmp_path / "site" / "frameworks" / "data" / "circles.npz"
+    assert hashlib.sha256(data.read_bytes()).hexdigest() == _data.CHECKSUMS["circles.npz"]
+    top_level = {path.name for path in (tmp_path / "site").iterdir() if not path.name.endswith(".dist-info")}
+    assert top_level == {"frameworks"}  # no top-level shared_data
+    packages = {init.parent.relative_to(ROOT) for init in (ROOT / "frameworks").rglob("__init__.py")}
+    installed = {init.parent.relative_to(tmp_path / "site") for init in (tmp_path / "site").rglob("__init__.py")}
+    assert packages | {Path("frameworks/data")} == installed  # pyproject.toml lists every subpackage
 
 
 @pytest.mark.parametrize(
