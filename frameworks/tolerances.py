@@ -21,9 +21,10 @@ Why these numbers:
   to the loss; 1e-7 relative to the gradient's scale is safe.
 * trajectories: 3000 SGD steps amplify a one-step difference of ~1e-16 by at
   most a few orders (measured after the lab's run: ~1e-14 relative); 1e-9.
-  In float32 the per-epoch losses of the eight stay within 1e-4 (absolute):
-  the implementations round differently, and the differences grow over the
-  run but stay well under a thousandth of the loss.
+  In float32 the implementations round differently and the differences grow
+  over the run: after the lab's 3000 steps the parameters of the eight are at
+  most 8.2e-7 (relative) from ``torch/manual``'s and the per-epoch losses at most
+  1.8e-7 (absolute) from its losses (measured, CPU); 1e-5 and 1e-6.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ TOLERANCES: dict[tuple[str, str, str], float] = {
     ("gradients", "float32", "tpu"): 1e-5,
     ("finite_differences", "float64", "*"): 1e-7,
     ("trajectory_params", "float64", "*"): 1e-9,
-    ("trajectory_loss_abs", "float32", "*"): 1e-4,
+    ("trajectory_params", "float32", "*"): 1e-5,
+    ("trajectory_loss_abs", "float32", "*"): 1e-6,
     ("trajectory_loss_abs", "float64", "*"): 1e-9,
 }
 

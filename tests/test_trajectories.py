@@ -40,8 +40,10 @@ def test_float64_lab_run_ends_on_the_same_parameters(lab_runs, circles, impl_id:
 
 
 @pytest.mark.parametrize("impl_id", frameworks.implementations())
-def test_float32_losses_stay_within_tolerance_every_epoch(lab_runs, impl_id: str) -> None:
+def test_float32_runs_stay_on_one_trajectory(lab_runs, impl_id: str) -> None:
+    """Parameters after the lab's 3000 steps, and every epoch's losses (measured: 8.2e-7 and 1.8e-7 at most)."""
     run, ref = lab_runs["float32"][impl_id], lab_runs["float32"][REFERENCE]
+    assert max_relative_error(run.params, ref.params) <= tolerance("trajectory_params", "float32")
     tol = tolerance("trajectory_loss_abs", "float32")
     for metric in ("train_loss", "test_loss"):
         assert np.max(np.abs(np.subtract(run.history[metric], ref.history[metric]))) <= tol
@@ -74,11 +76,28 @@ def test_averaged_gradient_under_trains_at_the_labs_settings(lab_runs) -> None:
     assert 0.70 <= acc <= 0.80  # measured 0.74 on the shipped data, seed 0 (mean over seeds 0-9: 0.82)
 
 
+@pytest.fixture(scope="module")
+def summed_runs(circles: frameworks.Dataset) -> dict[str, frameworks.TrainResult]:
+    """The lab's run with the cheat-sheet's summed gradient, all implementations, float64, seed 0."""
+    config = frameworks.TrainConfig(dtype="float64", loss_reduction="sum")
+    return {i: frameworks.get(i).train(circles, config) for i in frameworks.implementations()}
+
+
+@pytest.mark.parametrize("impl_id", frameworks.implementations())
+def test_summed_gradient_runs_are_one_trajectory(summed_runs, impl_id: str) -> None:
+    """With the summed gradient too (10x longer steps) every implementation follows one trajectory, so the
+    accuracy proved below for one of them holds for all."""
+    run, ref = summed_runs[impl_id], summed_runs[REFERENCE]
+    assert max_relative_error(run.params, ref.params) <= tolerance("trajectory_params", "float64")
+    np.testing.assert_array_equal(np.round(np.multiply(run.history["test_acc"], 200)),  # right answers an epoch
+                                  np.round(np.multiply(ref.history["test_acc"], 200)))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset_name", ["circles", "course"])
-@pytest.mark.parametrize("impl_id", frameworks.implementations())
-def test_summed_gradient_reaches_the_published_accuracy(request, impl_id: str, dataset_name: str) -> None:
-    """loss_reduction="sum" (the course's manual stage) at the lab's defaults, seeds 0 to 4.
+def test_summed_gradient_reaches_the_published_accuracy(request, dataset_name: str) -> None:
+    """loss_reduction="sum" (the course's manual stage) at the lab's defaults, seeds 0 to 4, on the fastest
+    implementation (jax/grad; the test above proves the others on its trajectory).
 
     Published test accuracy: 0.92 to 0.96. Measured (float64): shipped circles
     0.925, 0.92, 0.915, 0.93, 0.92 (mean 0.922); course circles.mat 0.935, 0.95,
@@ -86,9 +105,10 @@ def test_summed_gradient_reaches_the_published_accuracy(request, impl_id: str, d
     """
     data = request.getfixturevalue("circles" if dataset_name == "circles" else "course_circles")
     config = frameworks.TrainConfig(dtype="float64", loss_reduction="sum")
-    accs = [frameworks.get(impl_id).train(data, config.replace(seed=s)).history["test_acc"][-1] for s in range(5)]
+    accs = [frameworks.get("jax/grad").train(data, config.replace(seed=s)).history["test_acc"][-1] for s in range(5)]
+    expected = {"circles": [0.925, 0.92, 0.915, 0.93, 0.92], "course": [0.935, 0.95, 0.915, 0.93, 0.94]}
+    np.testing.assert_allclose(accs, expected[dataset_name], atol=0.011)  # one test point either way
     assert np.mean(accs) >= 0.92
-    assert min(accs) >= 0.90
 
 
 def test_chunked_calls_follow_the_same_trajectory(circles, tmp_path) -> None:
