@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import frameworks
-from frameworks.tolerances import max_relative_error, tolerance
+from frameworks.tolerances import max_relative_error
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 150  # the lab's full circles run
@@ -35,13 +35,15 @@ def test_virtual_devices_exist(sharded) -> None:
 @pytest.mark.parametrize("devices", [2, 4, 8])
 @pytest.mark.parametrize("impl_id", ["jax/manual", "jax/grad", "jax/flax", "jax/optax"])
 def test_sharded_gradients_equal_single_device(sharded, impl_id: str, devices: int) -> None:
-    assert sharded["gradients"][f"{impl_id}@{devices}"] <= tolerance("gradients", "float64")
+    """The README states 3e-16 (measured 3.2e-16 at most); 1e-15 would catch a regression the table's 1e-12 hides."""
+    assert sharded["gradients"][f"{impl_id}@{devices}"] <= 1e-15
 
 
 @pytest.mark.parametrize("devices", [2, 4, 8])
 @pytest.mark.parametrize("impl_id", ["jax/manual", "jax/optax"])
 def test_sharded_circles_trajectory_equals_single_device(sharded, impl_id: str, devices: int) -> None:
-    assert sharded["trajectories"][f"{impl_id}@{devices}"] <= tolerance("trajectory_params", "float64")
+    """The README states 1e-14 after the lab's run (measured 2.9e-15 at most)."""
+    assert sharded["trajectories"][f"{impl_id}@{devices}"] <= 1e-13
 
 
 def test_the_compiler_inserts_the_all_reduce(sharded) -> None:
@@ -84,7 +86,7 @@ def test_ddp_on_two_gloo_processes_equals_one_process_and_jax(circles, tmp_path,
     result = run_ddp(impl_id, 2, tmp_path, "--dtype", "float64", "--epochs", str(EPOCHS), "--loss-reduction", reduction)
     assert result["world_size"] == 2
     config = frameworks.TrainConfig(dtype="float64", loss_reduction=reduction)
-    tol = tolerance("trajectory_params", "float64")
+    tol = 1e-13  # the README states 1e-14 (measured 8.9e-15 at most, summed loss against jax/optax)
     for other in (impl_id, "jax/optax"):
         single = frameworks.get(other).train(circles, config)
         assert max_relative_error(result["params"], single.params) <= tol
