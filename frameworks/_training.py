@@ -23,7 +23,7 @@ from frameworks._checkpoint import Checkpoint, fingerprint, load_checkpoint, sav
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset, check_features, check_labels
 from frameworks._errors import KitError
-from frameworks._params import NAMES, Params, check_params, init_params
+from frameworks._params import NAMES, Params, check_memory, check_params, init_params
 from frameworks._registry import MODULE_STAGES
 from frameworks._stage import Stage, place
 
@@ -166,6 +166,7 @@ def fit(
                            "resume it on the same dataset (--dataset).")
         params = resume.params
     elif params is None:
+        check_memory(dataset.nx, config.nh, dataset.ny, rows=len(dataset.Xtrain) + len(dataset.Xtest))
         init = init_params if config.init == "lab" else stage.backend.native_init
         params = init(dataset.nx, config.nh, dataset.ny, seed=config.seed)
     params, _, _ = check_batch(params, dataset.Xtrain[:1], dataset.Ytrain[:1])
