@@ -42,8 +42,8 @@ def test_sharded_gradients_equal_single_device(sharded, impl_id: str, devices: i
 @pytest.mark.parametrize("devices", [2, 4, 8])
 @pytest.mark.parametrize("impl_id", ["jax/manual", "jax/optax"])
 def test_sharded_circles_trajectory_equals_single_device(sharded, impl_id: str, devices: int) -> None:
-    """The README states 1e-14 after the lab's run (measured 2.9e-15 at most)."""
-    assert sharded["trajectories"][f"{impl_id}@{devices}"] <= 1e-13
+    """The README states 3e-15 after the lab's run (measured 2.9e-15 at most)."""
+    assert sharded["trajectories"][f"{impl_id}@{devices}"] <= 1e-14
 
 
 def test_the_compiler_inserts_the_all_reduce(sharded) -> None:
@@ -86,7 +86,7 @@ def test_ddp_on_two_gloo_processes_equals_one_process_and_jax(circles, tmp_path,
     result = run_ddp(impl_id, 2, tmp_path, "--dtype", "float64", "--epochs", str(EPOCHS), "--loss-reduction", reduction)
     assert result["world_size"] == 2
     config = frameworks.TrainConfig(dtype="float64", loss_reduction=reduction)
-    tol = 1e-13  # the README states 1e-14 (measured 8.9e-15 at most, summed loss against jax/optax)
+    tol = 5e-14  # the README states 9e-15 (measured 8.9e-15 at most, summed loss against jax/optax)
     for other in (impl_id, "jax/optax"):
         single = frameworks.get(other).train(circles, config)
         assert max_relative_error(result["params"], single.params) <= tol
