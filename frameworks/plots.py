@@ -29,15 +29,31 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def history_axes(axes: Sequence[Any], history: Mapping[str, Sequence[float]], *, label: str = "", style: str = "-") -> None:
-    """Loss on ``axes[0]``, accuracy on ``axes[1]``; train and test for each."""
+def history_axes(axes: Sequence[Any], history: Mapping[str, Sequence[float]], *, label: str = "", style: str = "-",
+                 **line: Any) -> None:
+    """Loss on ``axes[0]``, accuracy on ``axes[1]``; train (blue) and test (orange) for each.
+
+    ``line``: more Matplotlib line options for every curve (``linewidth``, ``marker``, ``markevery``...).
+    """
     epochs = np.arange(1, len(history["train_loss"]) + 1)
     for ax, metric in zip(axes, ("loss", "acc")):
         for split, color in (("train", "tab:blue"), ("test", "tab:orange")):
-            ax.plot(epochs, history[f"{split}_{metric}"], style, color=color, label=f"{label} {split}".strip())
+            ax.plot(epochs, history[f"{split}_{metric}"], style, color=color, label=f"{label} {split}".strip(), **line)
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss" if metric == "loss" else "accuracy")
         ax.grid(alpha=0.3)
+
+
+def framework_line(framework: str, epochs: int) -> dict[str, Any]:
+    """How a framework's curve is drawn where two frameworks' curves coincide, so that both stay visible.
+
+    PyTorch: a thick, light solid line; JAX: a thin dashed line with a ring every few
+    epochs, drawn on top, so a reader sees the rings sit on the PyTorch line.
+    """
+    if framework == "torch":
+        return {"style": "-", "linewidth": 3.2, "alpha": 0.45}
+    return {"style": "--", "linewidth": 1.1, "marker": "o", "markersize": 4, "markerfacecolor": "none",
+            "markevery": max(1, epochs // 12)}
 
 
 def curves(history: Mapping[str, Sequence[float]], path: Path, *, title: str) -> Path:
@@ -51,49 +67,86 @@ def curves(history: Mapping[str, Sequence[float]], path: Path, *, title: str) ->
 
 def stage_panels(runs: Mapping[str, Mapping[str, Any]], stages: Mapping[str, Mapping[str, str]], path: Path,
                  *, title: str) -> Path:
-    """The lab's figure: a column per stage, loss above accuracy; PyTorch solid, JAX dashed."""
-    fig, axes = subplots(2, len(stages), figsize=(4.2 * len(stages), 6.4), sharex=True, squeeze=False)
+    """The lab's figure: a column per stage, loss above accuracy; each framework drawn by :func:`framework_line`.
+
+    The panels of a row share their y axis (labels on the first column only) and one
+    legend sits below them all.
+    """
+    fig, axes = subplots(2, len(stages), figsize=(3.6 * len(stages), 6.2), sharex=True, sharey="row", squeeze=False)
+    fig.set_layout_engine("constrained")
+    names = {"torch": "PyTorch", "jax": "JAX"}
     for column, (stage, ids) in enumerate(stages.items()):
         for framework, impl_id in ids.items():
             if impl_id in runs:
-                history_axes(axes[:, column], runs[impl_id]["history"], label=framework,
-                             style="-" if framework == "torch" else "--")
-        axes[0, column].set_title(f"{stage}: {' | '.join(ids.values())}", fontsize=9)
-    for ax in axes[1]:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-            break
-    fig.suptitle(title)
+                history = runs[impl_id]["history"]
+                history_axes(axes[:, column], history, label=names.get(framework, framework),
+                             **framework_line(framework, len(history["train_loss"])))
+        axes[0, column].set_title(f"{stage}\n{' | '.join(ids.values())}", fontsize=9)
+    for ax in axes.flat:
+        ax.label_outer()
+    handles, labels = next((ax.get_legend_handles_labels() for ax in axes[1] if ax.lines), ([], []))
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), fontsize=8)
+    fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 
 def decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, Y: np.ndarray, path: Path,
                       *, title: str) -> Path:
-    """The classes the model predicts over the plane, with the (test) points on top (2-D data only)."""
+    """The classes the model predicts over the plane (shaded), with the (test) points on top (2-D data only)."""
+    from matplotlib.lines import Line2D
+
     pad = 0.3
     (x0, y0), (x1, y1) = X.min(axis=0) - pad, X.max(axis=0) + pad
     gx, gy = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
     grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
     classes = predict(grid).argmax(axis=1).reshape(gx.shape)
-    fig, ax = subplots(figsize=(4.4, 4.2))
-    ax.contourf(gx, gy, classes, levels=np.arange(Y.shape[1] + 1) - 0.5, cmap="coolwarm", alpha=0.35)
-    ax.scatter(X[:, 0], X[:, 1], c=Y.argmax(axis=1), cmap="coolwarm", s=12, edgecolors="k", linewidths=0.3)
+    colors = _class_colors(Y.shape[1])
+    fig, ax = subplots(figsize=(5.6, 4.2))
+    ax.contourf(gx, gy, classes, levels=np.arange(Y.shape[1] + 1) - 0.5, colors=colors, alpha=0.3)
+    ax.scatter(X[:, 0], X[:, 1], c=colors[Y.argmax(axis=1)], s=12, edgecolors="k", linewidths=0.3)
     ax.set_aspect("equal")
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
     ax.set_title(title, fontsize=9)
+    handles = [Line2D([], [], linestyle="", marker="s", markersize=11, markerfacecolor=(*color[:3], 0.3),
+                      markeredgecolor="none") for color in colors]
+    points = [Line2D([], [], linestyle="", marker="o", markerfacecolor=color, markeredgecolor="k",
+                     markeredgewidth=0.3) for color in colors]
+    from matplotlib.legend_handler import HandlerTuple
+
+    ax.legend(list(zip(handles, points)), [f"class {k}" for k in range(len(colors))], title="shade: predicted\n"
+              "dots: test points", fontsize=8, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1),
+              handler_map={tuple: HandlerTuple(ndivide=None)})
     return _save(fig, path)
 
 
+def _class_colors(count: int) -> np.ndarray:
+    """One RGBA colour a class, from the two ends of coolwarm for two classes, spread over tab10 beyond."""
+    from matplotlib import colormaps
+
+    if count <= 2:
+        return colormaps["coolwarm"](np.linspace(0, 1, count))
+    return colormaps["tab10"](np.arange(count) % 10)
+
+
 def parity_heatmaps(tables: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    """One heat map a (dtype, device): log10 of the max relative error, row against column."""
+    """One heat map a (dtype, device): log10 of the max relative error, row against column; pairs that
+    run one gradient code path are grey and read "same code"."""
     fig, axes = subplots(1, len(tables), figsize=(6.2 * len(tables), 5.4), squeeze=False)
     for ax, table in zip(axes[0], tables):
         ids = table["ids"]
         matrix = np.log10(np.maximum(np.asarray(table["matrix"], dtype=float), 1e-18))
-        image = ax.imshow(matrix, cmap="viridis", vmin=-18, vmax=0)
+        shared = {tuple(pair) for pair in table.get("same_code", [])}
+        shared |= {(j, i) for i, j in shared}
+        for i, j in shared:  # one code path on both sides: no evidence, drawn grey
+            matrix[i, j] = np.nan
+        image = ax.imshow(np.ma.masked_invalid(matrix), cmap="viridis", vmin=-18, vmax=0)
+        ax.set_facecolor("0.75")
         for i in range(len(ids)):
             for j in range(len(ids)):
-                ax.text(j, i, f"{table['matrix'][i][j]:.0e}" if i != j else "", ha="center", va="center",
-                        fontsize=6, color="w")
+                text = "same\ncode" if (i, j) in shared else f"{table['matrix'][i][j]:.0e}" if i != j else ""
+                ax.text(j, i, text, ha="center", va="center", fontsize=6, color="k" if (i, j) in shared else "w")
         ax.set_xticks(range(len(ids)), ids, rotation=60, ha="right", fontsize=8)
         ax.set_yticks(range(len(ids)), ids, fontsize=8)
         ax.set_title(f"{table['dtype']} on {table['device']}: max rel. error (tol {table['tolerance']:.0e})", fontsize=9)
@@ -102,29 +155,43 @@ def parity_heatmaps(tables: Sequence[Mapping[str, Any]], path: Path) -> Path:
 
 
 def trap_curves(runs: Mapping[str, Mapping[str, Any]], path: Path, *, title: str) -> Path:
-    """Test accuracy and loss of each mode (first implementation of each framework) against the lab's run."""
-    fig, axes = subplots(1, 2, figsize=(11, 4))
+    """Test accuracy and loss (log scale) of each mode against the lab's run: the first implementation of each
+    framework a mode ran, each framework drawn by :func:`framework_line`; the legend below the panels."""
+    fig, axes = subplots(1, 2, figsize=(11, 4.2))
+    fig.set_layout_engine("constrained")
     colors = dict(zip(runs, ("black", "tab:red", "tab:green", "tab:purple", "tab:brown")))
     for mode, results in runs.items():
-        shown = set()
-        for impl_id, result in results.items():
-            framework = impl_id.split("/")[0]
-            if framework in shown:
-                continue
-            shown.add(framework)
+        firsts = {impl_id.split("/")[0]: (impl_id, result) for impl_id, result in reversed(list(results.items()))}
+        for framework, (impl_id, result) in sorted(firsts.items(), key=lambda item: item[0] != "torch"):
             history = result.history
             epochs = np.arange(1, len(history["test_acc"]) + 1)
-            style = "-" if framework == "torch" else "--"
-            axes[0].plot(epochs, history["test_acc"], style, color=colors[mode], label=f"{mode} ({impl_id})")
-            axes[1].plot(epochs, history["test_loss"], style, color=colors[mode])
+            line = framework_line(framework, len(epochs))
+            style = line.pop("style")
+            axes[0].plot(epochs, history["test_acc"], style, color=colors[mode], label=f"{mode} ({impl_id})", **line)
+            axes[1].plot(epochs, history["test_loss"], style, color=colors[mode], **line)
     axes[0].set_ylabel("test accuracy")
-    axes[1].set_ylabel("test loss")
+    axes[1].set_ylabel("test loss (log scale)")
+    _log_axis(axes[1])
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(title)
+    axes[1].grid(alpha=0.12, which="minor")
+    fig.legend(loc="outside lower center", ncol=min(4, len(axes[0].lines)), fontsize=8)
+    fig.suptitle(title, fontsize=10)
     return _save(fig, path)
+
+
+def _log_axis(ax: Any) -> None:
+    """A log y axis labelled in plain numbers (0.1, 1, 10), minor ticks too where it spans under two decades."""
+    from matplotlib.ticker import FuncFormatter, LogFormatter
+
+    class PlainMinor(LogFormatter):  # LogFormatter picks which minor ticks to label; written plainly
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+    ax.yaxis.set_minor_formatter(PlainMinor(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
 def bench_bars(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
