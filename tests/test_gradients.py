@@ -109,6 +109,26 @@ def test_oracles_agree(seed: int) -> None:
     assert max_relative_error(summed, {n: len(X) * g for n, g in reference.items()}) <= 1e-14
 
 
+def test_large_networks_are_checked_along_random_directions(monkeypatch) -> None:
+    """Above FULL_REFERENCE_LIMIT parameters the references are directional derivatives (one forward pass each):
+    they agree with the full ones, and they still catch a gradient that is off."""
+    params, X, Y = random_problem(5, nx=8, nh=16, ny=6)
+    full = parity.references(params, X, Y)
+    monkeypatch.setattr(parity, "FULL_REFERENCE_LIMIT", 0)
+    parity._REFERENCES.clear()
+    along = parity.references(params, X, Y)
+    assert (full.kind, along.kind) == ("full", "directions")
+    assert along.error(full.oracle, "oracle") <= 1e-13
+    assert along.error(full.oracle, "finite_differences") <= tolerance("finite_differences", "float64")
+    off = {n: g.copy() for n, g in full.oracle.items()}
+    off["Wy"][0, 0] += 1e-3 * np.abs(off["Wy"]).max()
+    assert along.error(off, "oracle") > 1e-5
+    table = parity.gradient_table(params, X, Y, dtype="float64", device="cpu", implementations=["jax/manual"])
+    assert table["references"] == "directions" and table["passed"]
+    assert "random directions" in parity.format_table(table)
+    parity._REFERENCES.clear()
+
+
 def test_complex_step_catches_a_wrong_derivation() -> None:
     """The oracle fails a gradient that is off: tanh' written as 1 - h instead of 1 - h^2."""
     params, X, Y = random_problem(3)
