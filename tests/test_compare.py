@@ -78,15 +78,6 @@ def test_double_softmax_trains_worse_as_predicted(circles) -> None:
         frameworks.get("jax/manual").train(circles, config.replace(model="double_softmax"))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("impl_id", frameworks.IMPLEMENTATIONS)
-def test_digits_with_the_labs_mnist_settings(impl_id: str) -> None:
-    """nh=100, batch 100, eta 0.03, 100 epochs: measured 0.964 test accuracy for all eight (float32)."""
-    pytest.importorskip("sklearn", reason="the digits data ships with scikit-learn")
-    result = frameworks.get(impl_id).train(frameworks.load_dataset("digits"), frameworks.TrainConfig.mnist())
-    assert result.history["test_acc"][-1] >= 0.95
-
-
 def test_a_diverging_compare_still_writes_its_report(tmp_path) -> None:
     """eta=3e35 overflows the weights in epoch 2 of every run: the report says so, nothing crashes."""
     out = tmp_path / "report"

@@ -12,14 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from frameworks._training import TrainResult
+from frameworks.tolerances import tolerance
 
 #: The curves compared epoch by epoch (accuracies move in steps of one sample, so losses decide).
 LOSSES = ("train_loss", "test_loss")
-#: How far two losses may be apart before the runs count as parted: absolute for losses under 1, relative above.
-#: Runs that follow one trajectory stay within 1e-6 in float32 and 1e-9 in float64 every epoch (the trajectory
-#: tests); 1e-3 in float32 is far above that, and above the rounding of a summed-gradient loss of 100 (an ulp is
-#: 8e-6), so a run counted as parted has left the others, not rounded differently.
-PARTING = {"float32": 1e-3, "float64": 1e-9}
+#: How far two losses may be apart before the runs count as parted: absolute for losses under 1, relative above
+#: (the "parting_loss" rows of the tolerance table, where the numbers are justified).
+PARTING = {dtype: tolerance("parting_loss", dtype) for dtype in ("float32", "float64")}
 
 
 @dataclass(frozen=True)
