@@ -13,9 +13,12 @@ package (MathJax 3.2.2) and is served from ``_static/mathjax``; the theme
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from sphinx.errors import ConfigError
@@ -61,6 +64,38 @@ nb_execution_raise_on_error = True  # a cell that raises fails the build
 nb_execution_timeout = 600  # seconds a cell may take
 nb_execution_show_tb = True  # print the traceback of a failing cell in the build log
 nb_merge_streams = True
+
+
+# ipykernel logs "Kernel is running over TCP without encryption" once a notebook. The kernels are local (jupyter_client
+# starts them on localhost ports); the line is a log record of each kernel process, not a Python warning of this one,
+# so the filter is installed in the kernels, by the kernel config file of the IPython folder they get.
+KERNEL_CONFIG = """\
+import logging
+
+
+class LocalKernel(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Kernel is running over TCP without encryption" not in record.getMessage()
+
+
+logging.getLogger("IPKernelApp").addFilter(LocalKernel())
+"""
+
+
+def _quiet_local_kernels() -> None:
+    """Give the notebooks' kernels an IPython folder of their own, whose kernel config drops that one log line.
+
+    The folder is temporary, removed when the build ends; the kernels also start without the user's IPython
+    profile (its startup scripts), so every machine runs the notebooks alike.
+    """
+    ipython_dir = Path(tempfile.mkdtemp(prefix="rdfia-mlp-docs-ipython-"))
+    atexit.register(shutil.rmtree, ipython_dir, ignore_errors=True)
+    (ipython_dir / "profile_default").mkdir()
+    (ipython_dir / "profile_default" / "ipython_kernel_config.py").write_text(KERNEL_CONFIG)
+    os.environ["IPYTHONDIR"] = str(ipython_dir)
+
+
+_quiet_local_kernels()
 
 # --- API reference ----------------------------------------------------------------------------
 autodoc_default_options = {"members": True, "show-inheritance": False}
