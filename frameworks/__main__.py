@@ -18,6 +18,7 @@ import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
 from frameworks._errors import KitError
@@ -64,7 +65,7 @@ def program_name(argv0: str) -> str:
     return MODULE_PROG if not name or name.endswith(".py") or name.startswith("-") else name
 
 
-def build_parser(prog: str, wanted: Iterable[str]) -> tuple[Parser, dict[str, object]]:
+def build_parser(prog: str, wanted: Iterable[str]) -> tuple[Parser, dict[str, ModuleType]]:
     """The parser of every command, and the modules of the ``wanted`` ones (imported: they add their options)."""
     parser = Parser(prog=prog, description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import zipfile
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
@@ -169,7 +170,7 @@ def _one_line(err: BaseException) -> str:
     return " ".join(f"{type(err).__name__}: {err}".split())
 
 
-def from_arrays(arrays: dict[str, object], *, name: str) -> Dataset:
+def from_arrays(arrays: Mapping[str, object], *, name: str) -> Dataset:
     """A checked :class:`Dataset` from the four arrays (labels one-hot or integer ids)."""
     Xtrain = check_features(arrays["Xtrain"], f"{name}: Xtrain")
     Xtest = check_features(arrays["Xtest"], f"{name}: Xtest")
