@@ -67,7 +67,9 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         "dataset": checkpoint.dataset,
     }, sort_keys=True).encode()
     buffer = io.BytesIO()
-    np.savez(buffer, record=np.frombuffer(record, dtype=np.uint8), sha256=np.array(_digest(params, record)), **params)
+    arrays: dict[str, Any] = {"record": np.frombuffer(record, dtype=np.uint8),
+                              "sha256": np.array(_digest(params, record)), **params}
+    np.savez(buffer, **arrays)
     fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
