@@ -53,7 +53,7 @@ class BatchOrder:
 
     @property
     def state(self) -> dict[str, Any]:
-        return self._rng.bit_generator.state
+        return dict(self._rng.bit_generator.state)
 
     @state.setter
     def state(self, value: dict[str, Any]) -> None:

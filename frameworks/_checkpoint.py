@@ -104,7 +104,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except Exception as err:  # a torn zip, a bad header: refuse the file whatever the reader said
-        raise KitError(f"{path} is not a readable checkpoint (truncated or corrupted?): {type(err).__name__}: {err}") from None
+        raise KitError(
+            f"{path} is not a readable checkpoint (truncated or corrupted?): {type(err).__name__}: {err}"
+        ) from None
     missing = [key for key in ("record", "sha256", *NAMES) if key not in arrays]
     if missing:
         raise KitError(f"{path} is not a kit checkpoint: it lacks {missing}.")

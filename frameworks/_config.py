@@ -10,9 +10,14 @@ from __future__ import annotations
 import dataclasses
 import numbers
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from frameworks._errors import KitError
+
+DType = Literal["float32", "float64"]
+Device = Literal["cpu", "gpu", "tpu"]
+Reduction = Literal["mean", "sum"]
+Precision = Literal["highest", "native"]
 
 DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "gpu", "tpu")
@@ -115,7 +120,7 @@ class TrainConfig:
         if isinstance(self.eta, numbers.Real) and type(self.eta) not in (bool, int, float):  # numpy.float64 too
             object.__setattr__(self, "eta", float(self.eta))
 
-    def replace(self, **changes: object) -> TrainConfig:
+    def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (and validated)."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
@@ -123,7 +128,7 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def mnist(cls, **changes: object) -> TrainConfig:
+    def mnist(cls, **changes: Any) -> TrainConfig:
         """The lab's MNIST settings (section 2.5): nh=100, batch 100, eta 0.03, 100 epochs."""
         return cls(nh=100, batch_size=100, eta=0.03, epochs=100).replace(**changes)
 

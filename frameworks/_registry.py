@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from frameworks._checkpoint import Checkpoint
-    from frameworks._config import TrainConfig
+    from frameworks._config import Device, DType, Precision, Reduction, TrainConfig
     from frameworks._data import Dataset
     from frameworks._params import Params
     from frameworks._training import TrainResult
@@ -137,10 +137,10 @@ class Implementation:
         X: np.ndarray,
         Y: np.ndarray,
         *,
-        dtype: str = "float64",
-        device: str | None = None,
-        loss_reduction: str = "mean",
-        precision: str = "highest",
+        dtype: DType = "float64",
+        device: Device | None = None,
+        loss_reduction: Reduction = "mean",
+        precision: Precision = "highest",
         devices: int = 1,
     ) -> tuple[float, Params]:
         """Mean loss of the batch ``(X, Y)`` and its gradients, as canonical float64 NumPy arrays.

@@ -20,7 +20,7 @@ import numpy as np
 
 from frameworks._batches import BatchOrder
 from frameworks._checkpoint import Checkpoint, fingerprint, load_checkpoint, save_checkpoint
-from frameworks._config import TrainConfig
+from frameworks._config import Device, DType, Precision, Reduction, TrainConfig
 from frameworks._data import Dataset, check_features, check_labels
 from frameworks._errors import KitError
 from frameworks._params import NAMES, Params, check_memory, check_params, init_params
@@ -88,10 +88,10 @@ def gradients(
     X: Any,
     Y: Any,
     *,
-    dtype: str = "float64",
-    device: str | None = None,
-    loss_reduction: str = "mean",
-    precision: str = "highest",
+    dtype: DType = "float64",
+    device: Device | None = None,
+    loss_reduction: Reduction = "mean",
+    precision: Precision = "highest",
     devices: int = 1,
 ) -> tuple[float, Params]:
     """Mean loss of a batch and its gradients by ``impl``'s own mechanism, canonical float64.

@@ -32,7 +32,7 @@ import numpy as np
 
 from frameworks import oracle
 from frameworks._batches import BatchOrder
-from frameworks._config import TrainConfig
+from frameworks._config import Device, DType, Precision, Reduction, TrainConfig
 from frameworks._data import load_dataset
 from frameworks._errors import KitError
 from frameworks._params import NAMES, Params, init_params
@@ -58,11 +58,11 @@ def gradient_table(
     X: np.ndarray,
     Y: np.ndarray,
     *,
-    dtype: str,
-    device: str,
+    dtype: DType,
+    device: Device,
     implementations: Sequence[str] | None = None,
-    precision: str = "highest",
-    loss_reduction: str = "mean",
+    precision: Precision = "highest",
+    loss_reduction: Reduction = "mean",
 ) -> dict[str, Any]:
     """Loss and gradients of each implementation that sees ``device``, and their max relative errors.
 
@@ -126,8 +126,8 @@ class References:
 
     kind: str
     derivation: Params
-    oracle: Params | np.ndarray
-    finite_differences: Params | np.ndarray
+    oracle: Any  # Params in full, an array of directional derivatives along directions
+    finite_differences: Any
     directions: tuple[tuple[str, Params], ...] = ()
 
     def error(self, grads: Params, which: str) -> float:
@@ -200,8 +200,8 @@ def independent_paths(ids: Sequence[str]) -> dict[str, list[list[str]]]:
     return paths
 
 
-def trace(impl_id: str, params: Params, X: np.ndarray, Y: np.ndarray, *, dtype: str, device: str | None,
-          precision: str = "highest") -> dict[str, np.ndarray]:
+def trace(impl_id: str, params: Params, X: np.ndarray, Y: np.ndarray, *, dtype: DType, device: Device | None,
+          precision: Precision = "highest") -> dict[str, np.ndarray]:
     """Every tensor of :data:`TENSORS` for one implementation, as float64 NumPy arrays."""
     impl = get(impl_id)
     stage = impl.stage
@@ -214,8 +214,8 @@ def trace(impl_id: str, params: Params, X: np.ndarray, Y: np.ndarray, *, dtype: 
 
 
 def first_divergence(
-    a: str, b: str, params: Params, X: np.ndarray, Y: np.ndarray, *, dtype: str = "float32",
-    device: str | None = None, precision: str = "highest", tol: float | None = None,
+    a: str, b: str, params: Params, X: np.ndarray, Y: np.ndarray, *, dtype: DType = "float32",
+    device: Device | None = None, precision: Precision = "highest", tol: float | None = None,
 ) -> dict[str, Any]:
     """Compare two implementations tensor by tensor, forward then backward.
 
@@ -274,7 +274,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="float32 matmul precision: 'native' shows TF32/bfloat16 effects on GPU/TPU")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--first-divergence", nargs=2, metavar=("A", "B"),
-                        help="walk the forward/backward of two implementations and name the first tensor over tolerance")
+                        help="walk the forward/backward of two implementations and name the first tensor over "
+                             "tolerance")
     parser.add_argument("--out", type=Path, default=Path("runs/parity"), help="folder for parity.json and parity.png")
 
 
@@ -291,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"  {name:<7} {error:.2e}{flag}")
                 print(f"  first divergence: {report['first'] or 'none'}")
         return 0
-    devices = args.device or all_devices()
+    devices: list[Any] = args.device or all_devices()
     tables = []
     for device in devices:
         for dtype in args.dtype:

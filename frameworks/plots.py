@@ -149,7 +149,8 @@ def parity_heatmaps(tables: Sequence[Mapping[str, Any]], path: Path) -> Path:
                 ax.text(j, i, text, ha="center", va="center", fontsize=6, color="k" if (i, j) in shared else "w")
         ax.set_xticks(range(len(ids)), ids, rotation=60, ha="right", fontsize=8)
         ax.set_yticks(range(len(ids)), ids, fontsize=8)
-        ax.set_title(f"{table['dtype']} on {table['device']}: max rel. error (tol {table['tolerance']:.0e})", fontsize=9)
+        ax.set_title(f"{table['dtype']} on {table['device']}: max rel. error (tol {table['tolerance']:.0e})",
+                     fontsize=9)
         fig.colorbar(image, ax=ax, shrink=0.7, label="log10 max relative error")
     return _save(fig, path)
 

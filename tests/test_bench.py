@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from frameworks import bench
+from frameworks.__main__ import main
 from frameworks._errors import KitError
 from frameworks._registry import Implementation, get
-from frameworks.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -60,7 +60,8 @@ def test_summed_gradient_equals_averaged_with_eta_times_batch(circles, impl_id: 
 
 def test_native_init_differs_between_frameworks_and_agrees_within_one(circles) -> None:
     config = frameworks.TrainConfig(dtype="float64", epochs=2, init="native")
-    runs = {i: frameworks.get(i).train(circles, config) for i in ("torch/manual", "torch/optim", "jax/manual", "jax/flax")}
+    ids = ("torch/manual", "torch/optim", "jax/manual", "jax/flax")
+    runs = {i: frameworks.get(i).train(circles, config) for i in ids}
     assert max_relative_error(runs["torch/optim"].params, runs["torch/manual"].params) <= 1e-12
     assert max_relative_error(runs["jax/flax"].params, runs["jax/manual"].params) <= 1e-12
     assert max_relative_error(runs["jax/manual"].params, runs["torch/manual"].params) > 0.1

@@ -15,7 +15,7 @@ def test_round_trips_are_exact() -> None:
     params, _, _ = random_problem(3, nx=5, nh=7, ny=3)
     via_torch = convert.from_torch_state_dict(convert.to_torch_state_dict(params))
     via_flax = convert.from_flax_params(convert.to_flax_params(params))
-    via_both = convert.from_flax_params(convert.to_flax_params(convert.from_torch_state_dict(convert.to_torch_state_dict(params))))
+    via_both = convert.from_flax_params(convert.to_flax_params(via_torch))
     for result in (via_torch, via_flax, via_both):
         for name in params:
             np.testing.assert_array_equal(result[name], params[name])

@@ -173,7 +173,8 @@ frame.addEventListener("load", async () => {
     const win = frame.contentWindow, doc = frame.contentDocument;
     if (win.MathJax && win.MathJax.startup && win.MathJax.startup.promise) await win.MathJax.startup.promise;
     const images = Array.from(doc.querySelectorAll("main img, article img"));
-    await Promise.all(images.map(img => img.complete ? null : new Promise(done => { img.onload = img.onerror = done; })));
+    await Promise.all(images.map(img => img.complete ? null
+        : new Promise(done => { img.onload = img.onerror = done; })));
     out.images = images.map(img => ({src: img.getAttribute("src"), naturalWidth: img.naturalWidth}));
     out.mathjax = win.MathJax && win.MathJax.version ? win.MathJax.version : null;
     out.formulas = doc.querySelectorAll(".math").length;

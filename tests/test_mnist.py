@@ -8,8 +8,8 @@ skips when it is absent.
 from __future__ import annotations
 
 import gzip
-import json
 import importlib.util
+import json
 import sys
 from pathlib import Path
 

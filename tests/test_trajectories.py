@@ -16,7 +16,8 @@ REFERENCE = "torch/manual"
 def lab_runs(circles: frameworks.Dataset) -> dict[str, dict[str, frameworks.TrainResult]]:
     """The lab's full circles run (150 epochs, defaults) of all eight, in float64 and float32."""
     return {
-        dtype: {i: frameworks.get(i).train(circles, frameworks.TrainConfig(dtype=dtype)) for i in frameworks.IMPLEMENTATIONS}
+        dtype: {i: frameworks.get(i).train(circles, frameworks.TrainConfig(dtype=dtype))
+                for i in frameworks.implementations()}
         for dtype in ("float64", "float32")
     }
 
@@ -34,9 +35,11 @@ def test_float64_lab_run_ends_on_the_same_parameters(lab_runs, circles, impl_id:
     assert max_relative_error(run.params, ref.params) <= tolerance("trajectory_params", "float64")
     np.testing.assert_array_equal(predictions(run.params, circles.Xtest), predictions(ref.params, circles.Xtest))
     for metric in ("train_loss", "test_loss"):
-        np.testing.assert_allclose(run.history[metric], ref.history[metric], rtol=tolerance("trajectory_params", "float64"))
+        np.testing.assert_allclose(run.history[metric], ref.history[metric],
+                                   rtol=tolerance("trajectory_params", "float64"))
     for metric in ("train_acc", "test_acc"):  # the same count of right answers every epoch
-        np.testing.assert_array_equal(np.round(np.multiply(run.history[metric], 200)), np.round(np.multiply(ref.history[metric], 200)))
+        np.testing.assert_array_equal(np.round(np.multiply(run.history[metric], 200)),
+                                      np.round(np.multiply(ref.history[metric], 200)))
 
 
 @pytest.mark.parametrize("impl_id", frameworks.implementations())

@@ -144,7 +144,7 @@ def workloads(*, quick: bool, epochs: int) -> list[Workload]:
 def synthetic(n_train: int, n_test: int, nx: int, ny: int, *, seed: int) -> Dataset:
     """Random float32 features in [0, 1) and random one-hot labels (an MNIST-sized stand-in)."""
     rng = np.random.default_rng(seed)
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "Xtrain": rng.random((n_train, nx), dtype=np.float32),
         "Ytrain": rng.integers(0, ny, n_train),
         "Xtest": rng.random((n_test, nx), dtype=np.float32),

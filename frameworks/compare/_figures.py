@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
+
+import numpy as np
 
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset
+from frameworks._params import Params
 from frameworks._registry import STAGES
 from frameworks._training import TrainResult
 from frameworks.compare._agreement import agreement
@@ -30,7 +34,7 @@ def curves_title(dataset: Dataset, config: TrainConfig, lab: Mapping[str, TrainR
 
 def draw_figures(out: Path, dataset: Dataset, config: TrainConfig, runs: Runs) -> list[Path]:
     """curves.png, traps.png (when traps ran) and ``boundaries/`` (2-D data) in ``out``; returns their paths."""
-    from frameworks import oracle, plots
+    from frameworks import plots
 
     lab = runs["lab"]
     written = [plots.stage_panels({i: r.__dict__ for i, r in lab.items()}, STAGES, out / "curves.png",
@@ -42,6 +46,13 @@ def draw_figures(out: Path, dataset: Dataset, config: TrainConfig, runs: Runs) -
         for impl_id, result in lab.items():
             title = f"{impl_id}: test acc {result.final('test_acc'):.3f}"
             written.append(plots.decision_boundary(
-                lambda G, p=result.params: oracle.forward(p, G)["yhat"], dataset.Xtest, dataset.Ytest,
+                partial(_probabilities, result.params), dataset.Xtest, dataset.Ytest,
                 out / "boundaries" / boundary_file(impl_id), title=title))
     return written
+
+
+def _probabilities(params: Params, grid: np.ndarray) -> np.ndarray:
+    """The network's class probabilities on a grid of points (the oracle's forward pass)."""
+    from frameworks import oracle
+
+    return oracle.forward(params, grid)["yhat"]

@@ -178,7 +178,7 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
     step_on_rows = jax.jit(lambda state, X, Y, rows: step(state, batch(X, rows), batch(Y, rows)))
     jitted_metrics = jax.jit(metrics_of)
 
-    def run(state: Any, data: tuple[jax.Array, ...], batches: np.ndarray) -> tuple[Any, Any]:
+    def run_stepwise(state: Any, data: tuple[jax.Array, ...], batches: np.ndarray) -> tuple[Any, Any]:
         metrics = []
         for rows_of_epoch in np.asarray(batches, dtype=np.int32):
             for rows in rows_of_epoch:
@@ -186,7 +186,7 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
             metrics.append(jitted_metrics(state, data))
         return state, to_host(metrics)
 
-    return run
+    return run_stepwise
 
 
 def wait(state: Any) -> Any:

@@ -38,7 +38,7 @@ def init_model(params: Params, *, dtype: str = "float32", model: str = "lab") ->
     nh, nx = params["Wh"].shape
     ny = params["Wy"].shape[0]
     rngs, jdtype = nnx.Rngs(0), backend.jax_dtype(dtype)  # the random init is overwritten below
-    layers = [
+    layers: list[Callable[..., Any]] = [
         nnx.Linear(nx, nh, dtype=jdtype, param_dtype=jdtype, rngs=rngs),
         nnx.tanh,
         nnx.Linear(nh, ny, dtype=jdtype, param_dtype=jdtype, rngs=rngs),
@@ -99,7 +99,7 @@ def make_step(config: TrainConfig) -> Callable[[State, jax.Array, jax.Array], St
 
     def step(state: State, X: jax.Array, Y: jax.Array) -> State:
         _, grads = grads_of(state, X, Y, reduction=config.loss_reduction)
-        return state.replace(params=sgd(state.params, grads, config.eta))
+        return State(state.graphdef, sgd(state.params, grads, config.eta))
 
     return step
 

@@ -51,7 +51,7 @@ def make_step(config: TrainConfig) -> Callable[[State, jax.Array, jax.Array], St
     def step(state: State, X: jax.Array, Y: jax.Array) -> State:
         _, grads = grads_of(state, X, Y, reduction=config.loss_reduction)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        return state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state)
+        return State(state.graphdef, optax.apply_updates(state.params, updates), opt_state)
 
     return step
 

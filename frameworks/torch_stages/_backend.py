@@ -105,7 +105,8 @@ Step = Callable[[Any, torch.Tensor, torch.Tensor], Any]
 Evaluate = Callable[[Any, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool, placement: torch.device | None = None) -> Callable:
+def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
+                 placement: torch.device | None = None) -> Callable:
     """``run(state, data, batches) -> (state, metrics)``: epochs of ``step`` in the shared batch
     order, ``batches`` shaped (epochs, batches_per_epoch, batch_size); after each epoch the loss
     and accuracy on the train and test sets (``metrics``, a list of 4 floats an epoch; None when

@@ -86,7 +86,7 @@ def train(impl_id: str, args: argparse.Namespace) -> dict:
         step = stage.step(config)
         order = BatchOrder(len(dataset.Xtrain), config.batch_size, seed=config.seed)
         share = config.batch_size // world
-        history = {m: [] for m in METRICS}
+        history: dict[str, list[float]] = {m: [] for m in METRICS}
         for _ in range(config.epochs):
             for rows in torch.as_tensor(order.next_epoch(), device=device):
                 mine = rows[rank * share:(rank + 1) * share]
@@ -98,7 +98,8 @@ def train(impl_id: str, args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="torchrun ... -m frameworks.torch_stages.ddp", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="torchrun ... -m frameworks.torch_stages.ddp",
+                                     description=(__doc__ or "").splitlines()[0])
     parser.add_argument("implementation", choices=STAGES)
     add_config_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/ddp"))

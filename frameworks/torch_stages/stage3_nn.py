@@ -21,7 +21,8 @@ from frameworks._stage import Stage
 from frameworks.torch_stages import _backend as backend
 
 
-def init_model(params: Params, *, dtype: str = "float32", device: torch.device | None = None, model: str = "lab") -> nn.Module:
+def init_model(params: Params, *, dtype: str = "float32", device: torch.device | None = None,
+               model: str = "lab") -> nn.Sequential:
     """The MLP, loaded with the kit's canonical parameters (the lab's layout is ``Linear``'s).
 
     ``skip_init`` builds each ``Linear`` without drawing its default weights, which
@@ -71,7 +72,7 @@ def sgd(model: nn.Module, eta: float) -> None:
     """One step of gradient descent over ``model.parameters()``, then clear the gradients."""
     with torch.no_grad():
         for param in model.parameters():
-            param -= eta * param.grad
+            param -= eta * param.grad  # type: ignore[operator,misc]
     model.zero_grad()
 
 
@@ -103,7 +104,7 @@ def evaluate(state: State, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tens
 @torch.no_grad()
 def trace(state: State, X: torch.Tensor) -> dict:
     """The intermediates, layer by layer (for the first-divergence view)."""
-    linear_h, tanh, linear_y = state.model[:3]
+    linear_h, tanh, linear_y = list(state.model.children())[:3]
     htilde = linear_h(X)
     h = tanh(htilde)
     ytilde = linear_y(h)
