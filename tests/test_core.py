@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_import_loads_neither_torch_nor_jax() -> None:
-    code = "import sys, frameworks; frameworks.load_dataset('circles'); print(sorted({'torch', 'jax', 'flax', 'optax'} & set(sys.modules)))"
+    code = ("import sys, frameworks; frameworks.load_dataset('circles'); "
+            "print(sorted({'torch', 'jax', 'flax', 'optax'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
 
@@ -29,7 +30,8 @@ def test_import_loads_neither_torch_nor_jax() -> None:
 def test_registry() -> None:
     assert frameworks.IMPLEMENTATIONS == (
         "torch/manual", "torch/autograd", "torch/nn", "torch/optim", "jax/manual", "jax/grad", "jax/flax", "jax/optax")
-    assert {frameworks.get(i).stage for i in frameworks.IMPLEMENTATIONS} == set(frameworks.STAGES)
+    assert {frameworks.get(i).lesson for i in frameworks.IMPLEMENTATIONS} == set(frameworks.STAGES)
+    assert all(isinstance(frameworks.get(i).stage, frameworks.Stage) for i in frameworks.IMPLEMENTATIONS)
     with pytest.raises(frameworks.KitError, match="Did you mean 'jax/optax'"):
         frameworks.get("jax/optx")
 
@@ -100,15 +102,22 @@ def test_refuses_a_corrupted_shipped_file(tmp_path, monkeypatch) -> None:
         frameworks.load_dataset("circles")
 
 
+def arrays_with(**changes: np.ndarray) -> dict[str, np.ndarray]:
+    """A small valid dataset (4 train rows, 2 test rows, 2 features, 2 classes) with ``changes`` applied."""
+    good = {"Xtrain": np.zeros((4, 2)), "Ytrain": np.eye(2)[[0, 1, 0, 1]], "Xtest": np.zeros((2, 2)),
+            "Ytest": np.eye(2)[[0, 1]]}
+    return good | changes
+
+
 @pytest.mark.parametrize(
     ("arrays", "message"),
     [
-        ({"Xtrain": np.zeros((4, 2)), "Ytrain": np.eye(2)[[0, 1, 0]], "Xtest": np.zeros((2, 2)), "Ytest": np.eye(2)[[0, 1]]}, "3 rows but X has 4"),
-        ({"Xtrain": np.zeros((4, 2)), "Ytrain": np.eye(2)[[0, 1, 0, 1]], "Xtest": np.zeros((2, 3)), "Ytest": np.eye(2)[[0, 1]]}, "2 features but Xtest has 3"),
-        ({"Xtrain": np.zeros(4), "Ytrain": np.eye(2)[[0, 1, 0, 1]], "Xtest": np.zeros((2, 2)), "Ytest": np.eye(2)[[0, 1]]}, "must be 2-D"),
-        ({"Xtrain": np.full((4, 2), np.nan), "Ytrain": np.eye(2)[[0, 1, 0, 1]], "Xtest": np.zeros((2, 2)), "Ytest": np.eye(2)[[0, 1]]}, "NaN or infinite"),
-        ({"Xtrain": np.zeros((4, 2)), "Ytrain": np.full((4, 2), 0.5), "Xtest": np.zeros((2, 2)), "Ytest": np.eye(2)[[0, 1]]}, "not one-hot"),
-        ({"Xtrain": np.zeros((0, 2)), "Ytrain": np.zeros((0, 2)), "Xtest": np.zeros((2, 2)), "Ytest": np.eye(2)[[0, 1]]}, "is empty"),
+        (arrays_with(Ytrain=np.eye(2)[[0, 1, 0]]), "3 rows but X has 4"),
+        (arrays_with(Xtest=np.zeros((2, 3))), "2 features but Xtest has 3"),
+        (arrays_with(Xtrain=np.zeros(4)), "must be 2-D"),
+        (arrays_with(Xtrain=np.full((4, 2), np.nan)), "NaN or infinite"),
+        (arrays_with(Ytrain=np.full((4, 2), 0.5)), "not one-hot"),
+        (arrays_with(Xtrain=np.zeros((0, 2)), Ytrain=np.zeros((0, 2))), "is empty"),
     ],
 )
 def test_refuses_bad_arrays(tmp_path, arrays, message) -> None:
@@ -120,7 +129,7 @@ def test_refuses_bad_arrays(tmp_path, arrays, message) -> None:
 
 def test_integer_labels_are_one_hot_encoded(tmp_path) -> None:
     path = tmp_path / "ids.npz"
-    np.savez(path, Xtrain=np.zeros((4, 2)), Ytrain=np.array([0, 2, 1, 2]), Xtest=np.zeros((2, 2)), Ytest=np.array([1, 0]))
+    np.savez(path, **arrays_with(Ytrain=np.array([0, 2, 1, 2]), Ytest=np.array([1, 0])))
     data = frameworks.load_dataset(path)
     np.testing.assert_array_equal(data.Ytrain, np.eye(3)[[0, 2, 1, 2]])
     assert data.Ytest.shape == (2, 3)
