@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
 
-from frameworks._errors import KitError
+from frameworks._errors import ALIASES, KitError
 
 COMMANDS = {
     "train": ("frameworks._cli_train", "train one implementation and write its history and curves"),
@@ -32,9 +32,6 @@ COMMANDS = {
 DESCRIPTION = "The kit's command line: train, compare, check and time the eight implementations of the lab's MLP."
 MODULE_PROG = "python -m frameworks"
 # Names people type for a choice the kit spells otherwise (difflib would not find them: 'cuda' is nearer 'cpu').
-ALIASES = {"cuda": "gpu", "rocm": "gpu", "nvidia": "gpu", "double": "float64", "float": "float32"}
-
-
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line, ``error: ... (see PROG --help)``, with exit status 2.
 

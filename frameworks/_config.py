@@ -12,7 +12,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from frameworks._errors import KitError
+from frameworks._errors import KitError, unknown
 
 DType = Literal["float32", "float64"]
 Device = Literal["cpu", "gpu", "tpu"]
@@ -99,9 +99,9 @@ class TrainConfig:
             ("model", MODELS),
         ):
             if getattr(self, name) not in choices:
-                raise KitError(f"TrainConfig.{name} must be one of {choices}, got {getattr(self, name)!r}.")
+                raise unknown(f"TrainConfig.{name}", getattr(self, name), choices)
         if self.device is not None and self.device not in DEVICES:
-            raise KitError(f"TrainConfig.device must be None or one of {DEVICES}, got {self.device!r}.")
+            raise unknown("TrainConfig.device (None for the default)", self.device, DEVICES)
         if self.batch_size % self.devices:
             raise KitError(
                 f"batch_size {self.batch_size} is not divisible by devices={self.devices}: each device must get "

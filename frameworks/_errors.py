@@ -13,9 +13,14 @@ class KitError(ValueError):
     """
 
 
+#: Names people write for the kit's choices (a device "cuda:0" is the kit's "gpu").
+ALIASES = {"cuda": "gpu", "rocm": "gpu", "nvidia": "gpu", "double": "float64", "float": "float32"}
+
+
 def unknown(kind: str, name: object, choices: Iterable[str]) -> KitError:
     """A :class:`KitError` for an unknown name that suggests the nearest valid ones."""
     choices = list(choices)
-    near = difflib.get_close_matches(str(name), choices, n=3, cutoff=0.4)
+    alias = ALIASES.get(str(name).lower().split(":")[0])
+    near = [alias] if alias in choices else difflib.get_close_matches(str(name), choices, n=3, cutoff=0.4)
     hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
     return KitError(f"unknown {kind} {name!r}; expected one of {', '.join(map(repr, choices))}.{hint}")

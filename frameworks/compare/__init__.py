@@ -26,8 +26,13 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from frameworks._cli_train import add_config_arguments, add_progress_argument, config_from, progress_enabled
-from frameworks._data import load_dataset
+from frameworks._cli_train import (
+    add_config_arguments,
+    add_progress_argument,
+    config_from,
+    dataset_from,
+    progress_enabled,
+)
 from frameworks._registry import IMPLEMENTATIONS
 from frameworks.compare._agreement import Agreement, agreement, describe, spread
 from frameworks.compare._explain import double_softmax_bound, explain
@@ -70,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     seeds = check_seed_count(args.seeds)  # every argument checked before anything trains
     implementations = selected_implementations(args.only)
-    dataset = load_dataset(args.dataset, path=args.data_dir)
+    dataset = dataset_from(args)
     config = config_from(args)
     out = args.out or Path("reports") / dataset.name
     out.mkdir(parents=True, exist_ok=True)

@@ -34,9 +34,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from frameworks.__main__ import Parser
 from frameworks._batches import BatchOrder
-from frameworks._cli_train import add_config_arguments, config_from
-from frameworks._data import load_dataset
+from frameworks._cli_train import add_config_arguments, config_from, dataset_from
 from frameworks._errors import KitError
 from frameworks._params import init_params
 from frameworks._registry import get
@@ -62,7 +62,7 @@ def train(impl_id: str, args: argparse.Namespace) -> dict:
     if impl_id not in STAGES:
         raise KitError(f"DDP trains the module stages {STAGES}; {impl_id!r} has no nn.Module to wrap.")
     rank, world = dist.get_rank(), dist.get_world_size()
-    dataset = load_dataset(args.dataset, path=args.data_dir)
+    dataset = dataset_from(args)
     config = config_from(args)
     if config.batch_size % world:
         raise KitError(f"batch_size {config.batch_size} is not divisible by the {world} processes.")
@@ -98,8 +98,7 @@ def train(impl_id: str, args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="torchrun ... -m frameworks.torch_stages.ddp",
-                                     description=(__doc__ or "").splitlines()[0])
+    parser = Parser(prog="torchrun ... -m frameworks.torch_stages.ddp", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("implementation", choices=STAGES)
     add_config_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/ddp"))
