@@ -60,6 +60,12 @@ class TrainConfig:
         (JAX: a ``jax.sharding.Mesh``, each batch split across it, parameters
         replicated; PyTorch: start ``frameworks.torch_stages.ddp`` under
         ``torchrun`` instead). ``batch_size`` must be divisible by it.
+      torch_threads: PyTorch's intra-op threads during the run (set inside the
+        kit's scope, restored after; JAX has no such knob). 1 by default: as
+        fast or faster for the lab's circles on an idle 2-core machine, and 1.5
+        to 4 times faster than 2 threads with one other busy process beside it;
+        2 threads are 1.4 to 1.6 times faster for MNIST-sized products on an
+        idle machine (README, "Speed").
     """
 
     nh: int = 10
@@ -75,10 +81,11 @@ class TrainConfig:
     model: Literal["lab", "double_softmax"] = "lab"
     fuse: bool = True
     devices: int = 1
+    torch_threads: int = 1
 
     def __post_init__(self) -> None:
         self._store_numpy_numbers_as_python()
-        for name in ("nh", "batch_size", "epochs", "devices"):
+        for name in ("nh", "batch_size", "epochs", "devices", "torch_threads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise KitError(f"TrainConfig.{name} must be a positive integer, got {value!r}.")

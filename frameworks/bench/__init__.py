@@ -13,7 +13,8 @@ Order: all PyTorch rows first, then all JAX rows (registry order of
 frameworks), numpy's matmul last. Once XLA has run on the CPU, PyTorch's small
 MKL products in the same process were seen to slow down tenfold or more on a
 2-core machine (the threads of both runtimes contend for the cores); running
-PyTorch first keeps its rows clean. PyTorch's intra-op threads are its default
+PyTorch first keeps its rows clean. PyTorch's intra-op threads are the kit's
+default (``TrainConfig.torch_threads``, 1: set inside every run, restored after)
 unless ``--torch-threads`` says otherwise (recorded in the JSON). On a machine
 shared with other work the numbers move a lot: compare rows of one run only.
 
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from frameworks._errors import KitError
-from frameworks._registry import FRAMEWORKS, IMPLEMENTATIONS, get
+from frameworks._registry import FRAMEWORKS, get, implementations
 from frameworks.bench._machine import machine_info, matmul_rate, measure_import
 from frameworks.bench._report import describe, markdown, plot, relate, write
 from frameworks.bench._timing import CompileFailed, measure, prepare_row, reason
@@ -86,12 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--torch-threads",
         type=int,
         default=None,
-        help="torch.set_num_threads for the PyTorch rows (default: PyTorch's own choice, recorded in bench.json)",
+        help="PyTorch's intra-op threads inside the PyTorch rows (default: the kit's, 1; recorded in bench.json)",
     )
     parser.add_argument(
         "--only",
         default=None,
-        help=f"comma-separated implementation ids to time (of {', '.join(IMPLEMENTATIONS)}, {COMPILE_ID})",
+        help=f"comma-separated implementation ids to time (of {', '.join(implementations())}, {COMPILE_ID})",
     )
 
 
@@ -108,18 +109,14 @@ def run(args: argparse.Namespace) -> int:
             raise KitError(f"{name} must be a positive integer, got {value}.")
     names = selected(args.only)
     rows_to_time, skipped = on_device(variants(names), args.device)
-    plan = workloads(quick=args.quick, epochs=epochs)
+    plan = workloads(quick=args.quick, epochs=epochs, torch_threads=threads)
     for implementation, why in skipped.items():
         _progress(f"bench: not timing {implementation} on {args.device}: {why}")
 
     _progress("bench: `import frameworks` in a fresh interpreter")
     import_check = measure_import(runs=1 if args.quick else 3)
     matmul: dict[str, Any] = {"n": 256 if args.quick else 2048}
-    if args.torch_threads is not None and any(v.framework == "torch" for v in rows_to_time):
-        import torch
-
-        torch.set_num_threads(args.torch_threads)
-    rows = _time_rows(plan, rows_to_time, args.device, repeats, matmul)
+    rows = _time_rows(plan, rows_to_time, args.device, repeats, matmul, threads)
     relate(rows, matmul)
 
     out = Path(args.out)
@@ -134,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             "device": args.device,
             "repeats": repeats,
             "quick": args.quick,
-            "torch_threads": args.torch_threads,
+            "torch_threads": threads,
             "only": sorted(names),
             "skipped": skipped,
             "timing": "steps only, backend.epoch_runner without evaluation (see frameworks/bench/_timing.py); "
@@ -174,7 +171,8 @@ def on_device(candidates: list[Variant], device: str) -> tuple[list[Variant], di
 
 
 def _time_rows(
-    plan: list[Workload], rows_to_time: list[Variant], device: str, repeats: int, matmul: dict[str, Any]
+    plan: list[Workload], rows_to_time: list[Variant], device: str, repeats: int, matmul: dict[str, Any],
+    torch_threads: int,
 ) -> list[dict[str, Any]]:
     """Every (workload, variant) row, one framework after the other, each framework's matmul rate before its rows.
 
@@ -190,7 +188,7 @@ def _time_rows(
             continue
         _progress(f"bench: float32 {n}x{n} matrix product, {framework}")
         try:
-            matmul[f"{framework}_gflops"] = matmul_rate(framework, device, n=n)
+            matmul[f"{framework}_gflops"] = matmul_rate(framework, device, n=n, torch_threads=torch_threads)
         except Exception as err:
             matmul[f"{framework}_error"] = reason(err)
         for workload, variant in pairs:

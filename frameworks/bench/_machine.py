@@ -55,7 +55,7 @@ def measure_import(runs: int = 3) -> dict[str, Any]:
     }
 
 
-def matmul_rate(library: str, device: str, *, n: int, repeats: int = 5) -> float:
+def matmul_rate(library: str, device: str, *, n: int, repeats: int = 5, torch_threads: int = 1) -> float:
     """GFLOP/s of a float32 n x n @ n x n product in ``library`` (2 n^3 flops), median of ``repeats`` after a warm-up.
 
     "numpy" (the CPU), "torch" (``torch.mm``, TF32 off as the rows run) or "jax" (jitted ``jnp.dot`` at
@@ -72,7 +72,7 @@ def matmul_rate(library: str, device: str, *, n: int, repeats: int = 5) -> float
 
         dev = torch.device("cuda", 0) if device == "gpu" else torch.device("cpu")
         ta, tb = (torch.as_tensor(m, device=dev) for m in (a, b))
-        with _backend.scope(TrainConfig()):  # TF32 off, as the rows run
+        with _backend.scope(TrainConfig(torch_threads=torch_threads)):  # TF32 off, the rows' threads
             return _rate(lambda: _backend.wait(torch.mm(ta, tb)), n, repeats)
     if library == "jax":
         import jax
@@ -112,7 +112,7 @@ def machine_info(device: str, frameworks_used: set[str]) -> dict[str, Any]:
         import torch
 
         info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
+        info["torch_default_threads"] = torch.get_num_threads()  # the process default; runs use settings' own
         on_gpu = device == "gpu" and torch.cuda.is_available()
         info["torch_device"] = torch.cuda.get_device_name(0) if on_gpu else info["processor"]
     if "jax" in frameworks_used:

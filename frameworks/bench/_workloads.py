@@ -1,6 +1,6 @@
 """What ``bench`` times: the workloads, and the variants of each implementation that make its rows.
 
-Rows: every implementation of the registry (:data:`frameworks.IMPLEMENTATIONS`),
+Rows: every implementation of the registry (:func:`frameworks.implementations`),
 PyTorch ones eager, JAX ones three ways -- ``fused-run`` (config.fuse=True and
 all the epochs of a repeat in one call of the runner: one jitted scan over
 epochs of a scan over batches, what ``fit`` does by default), ``fused`` (one
@@ -32,7 +32,7 @@ import numpy as np
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset, from_arrays, load_dataset
 from frameworks._errors import KitError, unknown
-from frameworks._registry import IMPLEMENTATIONS, get
+from frameworks._registry import get, implementations
 
 BASELINE = "torch/optim"
 COMPILE_ID = "torch/optim+compile"
@@ -103,7 +103,7 @@ class Variant:
 
 def selected(only: str | None) -> set[str]:
     """The ids ``--only`` names (every implementation and the torch.compile row when None)."""
-    choices = (*IMPLEMENTATIONS, COMPILE_ID)
+    choices = (*implementations(), COMPILE_ID)
     if only is None:
         return set(choices)
     names = {name.strip() for name in only.split(",") if name.strip()}
@@ -118,7 +118,7 @@ def selected(only: str | None) -> set[str]:
 def variants(names: set[str]) -> list[Variant]:
     """The rows, in the registry's order; the torch.compile row right after torch/optim."""
     rows = []
-    for implementation in IMPLEMENTATIONS:
+    for implementation in implementations():
         if implementation in names:
             modes = ("fused-run", "fused", "step") if get(implementation).framework == "jax" else ("eager",)
             rows += [Variant(implementation, mode) for mode in modes]
@@ -127,9 +127,11 @@ def variants(names: set[str]) -> list[Variant]:
     return rows
 
 
-def workloads(*, quick: bool, epochs: int) -> list[Workload]:
-    """circles (``epochs`` a repeat), then the MNIST-sized problem at two batch sizes (tiny ones with ``quick``)."""
-    circles = Workload("circles", load_dataset("circles"), TrainConfig(epochs=epochs), epochs)
+def workloads(*, quick: bool, epochs: int, torch_threads: int = 1) -> list[Workload]:
+    """circles (``epochs`` a repeat), then the MNIST-sized problem at two batch sizes (tiny ones with ``quick``);
+    the PyTorch rows run with ``torch_threads`` intra-op threads."""
+    circles = Workload("circles", load_dataset("circles"), TrainConfig(epochs=epochs, torch_threads=torch_threads),
+                       epochs)
     if quick:
         n_train, n_test, nx, nh, ny, sizes = 256, 64, 64, 16, 10, (16, 32)
     else:
@@ -137,7 +139,9 @@ def workloads(*, quick: bool, epochs: int) -> list[Workload]:
     data = synthetic(n_train, n_test, nx, ny, seed=SEED)
     prefix = "tiny" if quick else f"mnist{nx}"
     return [circles] + [
-        Workload(f"{prefix} b{B}", data, TrainConfig(nh=nh, batch_size=B, eta=0.03, epochs=1), 1) for B in sizes
+        Workload(f"{prefix} b{B}", data,
+                 TrainConfig(nh=nh, batch_size=B, eta=0.03, epochs=1, torch_threads=torch_threads), 1)
+        for B in sizes
     ]
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
-from frameworks import convert
 from frameworks._config import TrainConfig
 from frameworks._errors import KitError
 from frameworks._params import Params
@@ -41,17 +41,9 @@ def resolve_device(name: str | None, count: int = 1) -> torch.device:
     raise KitError(f"PyTorch sees no {name!r} device here; it sees {devices()}.")
 
 
-#: PyTorch's intra-op threads inside the kit's runs. The lab's tensors are tiny (batch 10 x 10 units;
-#: MNIST's 100 x 784): splitting them across threads costs more than it saves, and on a machine with
-#: any other load the threads spin against it (runs measured 7-50x slower). One thread was as fast or
-#: faster in every case measured (see the README's "Speed" section), so the kit sets it, and only inside
-#: its scope.
-THREADS = 1
-
-
 @contextlib.contextmanager
 def scope(config: TrainConfig) -> Iterator[None]:
-    """Run under the config's precision, with :data:`THREADS` intra-op threads; both restored on exit.
+    """Run under the config's precision and ``torch_threads`` intra-op threads; both restored on exit.
 
     ``precision="highest"`` turns TF32 off for float32 matrix products (PyTorch needs nothing
     for float64). Both settings are process-global in PyTorch (JAX's precision is
@@ -61,7 +53,7 @@ def scope(config: TrainConfig) -> Iterator[None]:
     before, threads = matmul.fp32_precision, torch.get_num_threads()
     if config.precision == "highest":
         matmul.fp32_precision = "ieee"
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(config.torch_threads)
     try:
         yield
     finally:
@@ -87,13 +79,22 @@ def from_canonical(params: Params, dtype: str, device: torch.device) -> dict[str
 
 
 def native_init(nx: int, nh: int, ny: int, *, seed: int) -> Params:
-    """PyTorch's own default init (``nn.Linear``: Kaiming-uniform weights, uniform biases), seeded by
-    ``seed``; every torch generator (CPU and CUDA) is left as the caller had it."""
-    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
-        model = torch.nn.Sequential(torch.nn.Linear(nx, nh), torch.nn.Tanh(), torch.nn.Linear(nh, ny))
-    return convert.from_torch_state_dict(model.state_dict())
+    """PyTorch's own default init, ``nn.Linear.reset_parameters``: weights Kaiming-uniform with
+    a=sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), biases uniform on the same bound.
+
+    Drawn from a private generator seeded by ``seed`` (the numbers ``torch.manual_seed(seed)``
+    followed by ``Sequential(Linear, Tanh, Linear)`` would draw), so no torch generator of the
+    caller, CPU or CUDA, is seeded or advanced.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    params: Params = {}
+    for (W, b), (fan_in, fan_out) in zip((("Wh", "bh"), ("Wy", "by")), ((nx, nh), (nh, ny))):
+        weight, bias = torch.empty(fan_out, fan_in), torch.empty(fan_out)  # float32, as nn.Linear draws
+        torch.nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+        bound = 1 / math.sqrt(fan_in)
+        torch.nn.init.uniform_(bias, -bound, bound, generator=generator)
+        params[W], params[b] = to_numpy(weight), to_numpy(bias)
+    return params
 
 
 def shard_batch(x: torch.Tensor, placement: torch.device) -> torch.Tensor:
