@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from frameworks._errors import KitError, unknown
+from frameworks._params import init_params
 from frameworks._stage import Stage
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ def register(implementation_id: str, stage: Stage | str) -> None:
         raise KitError(f"register() takes a frameworks.Stage (or a module path), got {type(stage).__name__}.")
     if implementation_id in _BUILTIN or (implementation_id in _REGISTRY and _REGISTRY[implementation_id] is not stage):
         raise KitError(f"{implementation_id!r} is already registered; choose another id.")
+    if isinstance(stage, Stage):
+        _check_stage(implementation_id, stage)
     _REGISTRY[implementation_id] = stage
     _INSTANCES.pop(implementation_id, None)
 
@@ -88,6 +91,27 @@ def unregister(implementation_id: str) -> None:
         raise KitError(f"{implementation_id!r} is built in and cannot be removed.")
     _REGISTRY.pop(implementation_id, None)
     _INSTANCES.pop(implementation_id, None)
+
+
+def _check_stage(implementation_id: str, stage: Stage) -> None:
+    """The id's framework is its backend's, and what it shares is registered, with no cycle."""
+    framework = implementation_id.split("/")[0]
+    if framework != stage.backend.NAME:
+        raise KitError(f"{implementation_id!r} runs on the {stage.backend.NAME} backend; name it "
+                       f"'{stage.backend.NAME}/...' (the framework before the slash is its backend's).")
+    for part, target in stage.shares.items():
+        seen = {implementation_id}
+        while target not in seen:
+            if target not in _REGISTRY:
+                raise KitError(f"{implementation_id!r} shares its {part} with {target!r}, which is not registered.")
+            seen.add(target)
+            entry = _REGISTRY[target]
+            shares = entry.shares if isinstance(entry, Stage) else get(target).stage.shares
+            if part not in shares:
+                break
+            target = shares[part]
+        else:
+            raise KitError(f"{implementation_id!r}'s {part} shares form a cycle through {target!r}.")
 
 
 @dataclass(frozen=True)
@@ -114,11 +138,14 @@ class Implementation:
         stage = getattr(importlib.import_module(entry), "STAGE", None)
         if not isinstance(stage, Stage):
             raise KitError(f"the module {entry} has no STAGE = frameworks.Stage(...).")
+        if self.id not in _BUILTIN:
+            _check_stage(self.id, stage)
         return stage
 
     @property
     def has_model(self) -> bool:
-        return self.stage.has_model if self.id not in _BUILTIN else self.id in MODULE_STAGES
+        """The stage builds a model object (the only kind the "double_softmax" trap applies to)."""
+        return self.id in MODULE_STAGES if self.id in _BUILTIN else self.stage.has_model
 
     def devices(self) -> list[str]:
         """The devices this implementation's framework sees here: "cpu", then "gpu" or "tpu"."""
@@ -197,6 +224,7 @@ def native_init(framework: str, nx: int, nh: int, ny: int, *, seed: int = 0) -> 
     """
     if framework not in FRAMEWORKS:
         raise unknown("framework", framework, FRAMEWORKS)
+    init_params(nx, nh, ny, seed=seed)  # the same checks of sizes and seed (it draws nothing large)
     first = next(i for i in IMPLEMENTATIONS if i.startswith(f"{framework}/"))
-    return get(first).stage.backend.native_init(nx, nh, ny, seed=seed)
+    return get(first).stage.backend.native_init(int(nx), int(nh), int(ny), seed=int(seed))
 

@@ -88,10 +88,13 @@ class Stage:
         for name in ("load", "step", "evaluate", "gradients", "trace", "export"):
             if not callable(getattr(self, name)):
                 raise KitError(f"Stage.{name} must be callable, got {getattr(self, name)!r}.")
-        for name in ("devices", "resolve_device", "scope", "asarray", "to_numpy", "epoch_runner"):
+        for name in ("devices", "resolve_device", "scope", "asarray", "shard_batch", "to_numpy", "native_init",
+                     "epoch_runner", "wait"):
             if not callable(getattr(self.backend, name, None)):
                 raise KitError(f"Stage.backend has no {name}(); use the backend module of a framework "
                                "(frameworks.torch_stages._backend or frameworks.jax_stages._backend).")
+        if not isinstance(getattr(self.backend, "NAME", None), str):
+            raise KitError("Stage.backend has no NAME; use the backend module of a framework.")
         if set(self.shares) - set(PARTS):
             raise KitError(f"Stage.shares names parts {sorted(set(self.shares) - set(PARTS))}; the parts are {PARTS}.")
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import frameworks
-from frameworks import oracle, parity
+from frameworks import convert, oracle, parity
 from frameworks.tolerances import max_relative_error, tolerance
 from tests.conftest import random_problem
 
@@ -37,7 +37,8 @@ def test_shared_code_paths_are_declared_and_counted() -> None:
 
 
 def test_the_parity_table_marks_same_code_pairs() -> None:
-    table = parity.gradient_table(*random_problem(2), dtype="float64", device="cpu")
+    table = parity.gradient_table(*random_problem(2), dtype="float64", device="cpu",
+                                  implementations=frameworks.IMPLEMENTATIONS)
     text = parity.format_table(table)
     assert text.count("same code") == 4 + 1  # two pairs, both cells, and the legend line
     assert "4 forward, 6 gradients, 8 update" in text
@@ -81,6 +82,32 @@ def test_a_registered_implementation_joins_parity_and_training(circles) -> None:
         ref = frameworks.get("torch/manual").train(circles, config)
         assert max_relative_error(mine.params, ref.params) <= tolerance("trajectory_params", "float64")
     assert "jax/mine" not in frameworks.implementations()
+
+
+def test_a_registered_implementation_joins_compare(tmp_path) -> None:
+    import json
+
+    from frameworks.__main__ import main
+
+    with registered("jax/mine", mine_stage()):
+        out = tmp_path / "report"
+        assert main(["compare", "--only", "jax/mine", "--epochs", "2", "--seeds", "0", "--no-traps",
+                     "--no-progress", "--out", str(out)]) == 0
+        report = json.loads((out / "report.json").read_text())
+        assert sorted(report["runs"]["lab"]) == ["jax/mine", "torch/manual"]
+        assert "jax/mine" in report["parity"][0]["ids"]
+
+
+def test_register_checks_the_framework_and_what_is_shared() -> None:
+    stage = mine_stage()
+    with pytest.raises(frameworks.KitError, match="'jax/...'"):
+        frameworks.register("torch/mine", stage)  # a JAX backend under a torch id would never run in compare
+    import dataclasses
+
+    for shares, message in (({"forward": "jax/nothing"}, "not registered"), ({"update": "jax/loop"}, "cycle")):
+        with pytest.raises(frameworks.KitError, match=message):
+            frameworks.register("jax/loop", dataclasses.replace(stage, shares=shares))
+    assert "jax/loop" not in frameworks.implementations()
 
 
 def test_register_refuses_bad_ids_and_built_ins() -> None:
@@ -169,8 +196,13 @@ def test_training_and_native_init_leave_the_torch_generator_alone(circles) -> No
     for impl_id in ("torch/nn", "torch/optim"):
         frameworks.get(impl_id).train(circles, frameworks.TrainConfig(epochs=1))
         frameworks.get(impl_id).gradients(*random_problem(0))
-    frameworks.native_init("torch", 2, 10, 2, seed=3)
+    drawn = frameworks.native_init("torch", 2, 10, 2, seed=3)
     assert torch.equal(torch.random.get_rng_state(), before)
+    with torch.random.fork_rng(devices=[]):  # the very numbers nn.Linear draws after torch.manual_seed(3)
+        torch.manual_seed(3)
+        model = torch.nn.Sequential(torch.nn.Linear(2, 10), torch.nn.Tanh(), torch.nn.Linear(10, 2))
+    expected = convert.from_torch_state_dict(model.state_dict())
+    assert all(np.array_equal(drawn[name], expected[name]) for name in expected)
     assert frameworks.native_init("torch", 2, 10, 2, seed=3)["Wh"].tolist() == \
         frameworks.native_init("torch", 2, 10, 2, seed=3)["Wh"].tolist()
 
@@ -179,6 +211,8 @@ def test_threads_precision_and_x64_are_restored() -> None:
     import jax
     import torch
 
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # not the kit's 1, so a leak shows even where the default is 1
     threads, precision = torch.get_num_threads(), torch.backends.cuda.matmul.fp32_precision
     x64 = jax.config.jax_enable_x64
     for impl_id in ("torch/manual", "jax/manual"):
@@ -187,6 +221,7 @@ def test_threads_precision_and_x64_are_restored() -> None:
     assert torch.get_num_threads() == threads
     assert torch.backends.cuda.matmul.fp32_precision == precision
     assert jax.config.jax_enable_x64 == x64
+    torch.set_num_threads(before)
 
 
 def test_jax_lessons_refuse_float64_outside_x64() -> None:

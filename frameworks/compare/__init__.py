@@ -33,7 +33,9 @@ from frameworks._cli_train import (
     dataset_from,
     progress_enabled,
 )
-from frameworks._registry import IMPLEMENTATIONS
+from frameworks._errors import KitError
+from frameworks._params import check_memory
+from frameworks._registry import implementations as registered
 from frameworks.compare._agreement import Agreement, agreement, describe, spread
 from frameworks.compare._explain import double_softmax_bound, explain
 from frameworks.compare._figures import draw_figures
@@ -77,12 +79,16 @@ def run(args: argparse.Namespace) -> int:
     implementations = selected_implementations(args.only)
     dataset = dataset_from(args)
     config = config_from(args)
+    if config.model != "lab":
+        raise KitError("compare runs the double softmax as one of its trap modes, beside the lab's model; "
+                       "drop --model (or use train IMPL --model double_softmax for one run).")
+    check_memory(dataset.nx, config.nh, dataset.ny, rows=len(dataset.Xtrain) + len(dataset.Xtest))
     out = args.out or Path("reports") / dataset.name
     out.mkdir(parents=True, exist_ok=True)
     print(f"compare on {dataset.name}: {len(implementations)} implementations, {config}", flush=True)
 
     traps = args.traps and dataset.name != "mnist"
-    modes = [Mode("lab", {}, IMPLEMENTATIONS), *(trap_modes() if traps else [])]
+    modes = [Mode("lab", {}, registered()), *(trap_modes() if traps else [])]
     modes = [mode for mode in modes if set(implementations) & set(mode.implementations)]  # e.g. --only jax/manual
     runs = train_modes(dataset, config, implementations, modes, progress=progress_enabled(args))
     study = seed_study(dataset, config, seeds=seeds) if traps and seeds else None

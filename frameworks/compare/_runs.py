@@ -13,7 +13,7 @@ import numpy as np
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset
 from frameworks._errors import KitError
-from frameworks._registry import FRAMEWORKS, IMPLEMENTATIONS, MODULE_STAGES, get, native_init
+from frameworks._registry import FRAMEWORKS, get, implementations, native_init
 from frameworks._training import TrainResult
 
 #: Every mode's curves are measured against this implementation's (or the mode's first, where it does not apply).
@@ -32,9 +32,10 @@ class Mode:
 def trap_modes() -> list[Mode]:
     """The lab's traps (each explained in the report by :func:`frameworks.compare.explain`)."""
     return [
-        Mode("sum", {"loss_reduction": "sum"}, IMPLEMENTATIONS),  # the cheat-sheet's summed batch gradient
-        Mode("native-init", {"init": "native"}, IMPLEMENTATIONS),  # each framework's own initializer
-        Mode("double-softmax", {"model": "double_softmax"}, MODULE_STAGES),  # a softmax before the loss's own
+        Mode("sum", {"loss_reduction": "sum"}, implementations()),  # the cheat-sheet's summed batch gradient
+        Mode("native-init", {"init": "native"}, implementations()),  # each framework's own initializer
+        Mode("double-softmax", {"model": "double_softmax"},  # a softmax before the loss's own
+             tuple(i for i in implementations() if get(i).has_model)),
     ]
 
 
@@ -44,14 +45,14 @@ def selected_implementations(only: str | None) -> tuple[str, ...]:
     An empty list, an empty id or an unknown one is refused before anything trains.
     """
     if only is None:
-        return IMPLEMENTATIONS
+        return implementations()
     names = [name.strip() for name in only.split(",")]
     if not any(names):
-        raise KitError(f"--only names no implementation; give one or more of {', '.join(IMPLEMENTATIONS)}.")
+        raise KitError(f"--only names no implementation; give one or more of {', '.join(implementations())}.")
     if not all(names):
         raise KitError(f"--only {only!r} has an empty id between its commas; give ids like jax/manual,torch/nn.")
     chosen = {get(name).id for name in names}
-    return tuple(i for i in IMPLEMENTATIONS if i in chosen or i == REFERENCE)
+    return tuple(i for i in implementations() if i in chosen or i == REFERENCE)
 
 
 def check_seed_count(seeds: int) -> range:
@@ -90,7 +91,7 @@ def train_modes(dataset: Dataset, config: TrainConfig, implementations: tuple[st
             ids = tuple(i for i in implementations if i in mode.implementations and i.startswith(f"{framework}/"))
             runs[mode.name] |= train_all(dataset, config.replace(**mode.changes), ids, label=mode.name,
                                          progress=progress)
-    return {mode: {i: results[i] for i in IMPLEMENTATIONS if i in results} for mode, results in runs.items()}
+    return {mode: {i: results[i] for i in implementations if i in results} for mode, results in runs.items()}
 
 
 def seed_study(dataset: Dataset, config: TrainConfig, *, seeds: range, impl_id: str = "jax/manual") -> dict[str, Any]:
