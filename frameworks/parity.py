@@ -261,22 +261,30 @@ def format_table(table: dict[str, Any]) -> str:
         counts = ", ".join(f"{len(groups)} {part}" for part, groups in table["paths"].items())
         lines.append(f"independent code paths among these {len(ids)}: {counts}; "
                      "'same code': both run one gradient code path, so their agreement is not evidence")
+        exact = [f"{ids[i]}-{ids[j]}" for i in range(len(ids)) for j in range(i + 1, len(ids))
+                 if (i, j) not in shared and table["matrix"][i][j] == 0.0]
+        if exact:
+            lines.append("bitwise equal though the code differs (the same operations in the same order, e.g. "
+                         "autograd's rules over the same products): " + ", ".join(exact))
     for impl_id, why in table["skipped"].items():
         lines.append(f"skipped {impl_id}: {why}")
     return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dtype", nargs="+", choices=("float64", "float32"), default=["float64", "float32"])
+    parser.add_argument("--dtype", nargs="+", choices=("float64", "float32"), default=["float64", "float32"],
+                        help="dtypes to check (default: both)")
     parser.add_argument("--device", nargs="+", choices=("cpu", "gpu", "tpu"), default=None,
                         help="devices to check (default: every device a framework sees)")
     parser.add_argument("--precision", choices=("highest", "native"), default="highest",
                         help="float32 matmul precision: 'native' shows TF32/bfloat16 effects on GPU/TPU")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the init and the batch order of the lab's circles run to check on (default: 0)")
     parser.add_argument("--first-divergence", nargs=2, metavar=("A", "B"),
                         help="walk the forward/backward of two implementations and name the first tensor over "
                              "tolerance")
-    parser.add_argument("--out", type=Path, default=Path("runs/parity"), help="folder for parity.json and parity.png")
+    parser.add_argument("--out", type=Path, default=Path("runs/parity"),
+                        help="folder for parity.json and parity.png (default: runs/parity)")
 
 
 def run(args: argparse.Namespace) -> int:

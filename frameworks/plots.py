@@ -136,7 +136,8 @@ def parity_heatmaps(tables: Sequence[Mapping[str, Any]], path: Path) -> Path:
     fig, axes = subplots(1, len(tables), figsize=(6.2 * len(tables), 5.4), squeeze=False)
     for ax, table in zip(axes[0], tables):
         ids = table["ids"]
-        matrix = np.log10(np.maximum(np.asarray(table["matrix"], dtype=float), 1e-18))
+        errors = np.column_stack([np.asarray(table["matrix"], dtype=float), table["vs_oracle"]])  # + the reference
+        matrix = np.log10(np.maximum(errors, 1e-18))
         shared = {tuple(pair) for pair in table.get("same_code", [])}
         shared |= {(j, i) for i, j in shared}
         for i, j in shared:  # one code path on both sides: no evidence, drawn grey
@@ -147,7 +148,9 @@ def parity_heatmaps(tables: Sequence[Mapping[str, Any]], path: Path) -> Path:
             for j in range(len(ids)):
                 text = "same\ncode" if (i, j) in shared else f"{table['matrix'][i][j]:.0e}" if i != j else ""
                 ax.text(j, i, text, ha="center", va="center", fontsize=6, color="k" if (i, j) in shared else "w")
-        ax.set_xticks(range(len(ids)), ids, rotation=60, ha="right", fontsize=8)
+            ax.text(len(ids), i, f"{table['vs_oracle'][i]:.0e}", ha="center", va="center", fontsize=6, color="w")
+        ax.axvline(len(ids) - 0.5, color="w", linewidth=2)
+        ax.set_xticks(range(len(ids) + 1), [*ids, "complex step"], rotation=60, ha="right", fontsize=8)
         ax.set_yticks(range(len(ids)), ids, fontsize=8)
         ax.set_title(f"{table['dtype']} on {table['device']}: max rel. error (tol {table['tolerance']:.0e})",
                      fontsize=9)
