@@ -31,7 +31,6 @@ COMMANDS = {
 }
 DESCRIPTION = "The kit's command line: train, compare, check and time the eight implementations of the lab's MLP."
 MODULE_PROG = "python -m frameworks"
-# Names people type for a choice the kit spells otherwise (difflib would not find them: 'cuda' is nearer 'cpu').
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line, ``error: ... (see PROG --help)``, with exit status 2.
 

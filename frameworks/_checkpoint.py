@@ -103,9 +103,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except Exception as err:  # a torn zip, a bad header: refuse the file whatever the reader said
+    except Exception as err:  # a torn zip, a bad header, a text file: refuse the file whatever the reader said
         raise KitError(
-            f"{path} is not a readable checkpoint (truncated or corrupted?): {type(err).__name__}: {err}"
+            f"{path} is not a readable checkpoint: not a NumPy .npz archive, or a truncated one "
+            f"({type(err).__name__}); expected a file written by `train --checkpoint` or frameworks.save_checkpoint."
         ) from None
     missing = [key for key in ("record", "sha256", *NAMES) if key not in arrays]
     if missing:

@@ -48,6 +48,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"double_softmax: the softmax-twice trap, module stages ({_default('model')})")
     group.add_argument("--devices", type=int,
                        help=f"JAX data parallelism over this many devices ({_default('devices')})")
+    group.add_argument("--torch-threads", type=int,
+                       help=f"PyTorch's intra-op threads during the run ({_default('torch_threads')})")
     group.add_argument("--no-fuse", dest="fuse", action="store_false", default=None,
                        help="JAX: one jitted step a call instead of the fused run (default: fused)")
 
@@ -69,7 +71,7 @@ def config_from(args: argparse.Namespace, base: TrainConfig | None = None) -> Tr
         base = TrainConfig.mnist() if args.dataset in ("digits", "mnist") else TrainConfig()
     given = {name: getattr(args, name) for name in (
         "nh", "eta", "batch_size", "epochs", "seed", "dtype", "device", "loss_reduction", "precision", "init",
-        "model", "fuse", "devices") if getattr(args, name, None) is not None}
+        "model", "fuse", "devices", "torch_threads") if getattr(args, name, None) is not None}
     return base.replace(**given)
 
 
@@ -107,9 +109,9 @@ def run(args: argparse.Namespace) -> int:
         resume = load_checkpoint(args.resume)
     config = config_from(args, resume.config if resume else None)
     out = args.out or Path("runs/train") / impl.id.replace("/", "-")
+    out.mkdir(parents=True, exist_ok=True)  # before training: an unwritable folder must not cost the run
     result = impl.train(dataset, config, progress=progress_enabled(args), resume=resume, checkpoint=args.checkpoint,
                         checkpoint_every=args.checkpoint_every)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "history.json").write_text(json.dumps(result.to_dict(), indent=1))
     plots.curves(result.history, out / "curves.png", title=f"{impl.id} on {dataset.name}")
     h = result.history

@@ -114,7 +114,7 @@ def runner(stage: Stage, config: TrainConfig, placement: Any, *, metrics: bool =
     """The epoch runner of ``stage`` under ``config`` on ``placement`` (``backend.epoch_runner``), built,
     and for JAX compiled, once: a later run with the same shapes and settings reuses the program.
     ``seed``, ``epochs`` and ``init`` do not change the program, so they are not part of the key."""
-    return _runner(stage, config.replace(seed=0, epochs=1, init="lab"), placement, metrics)
+    return _runner(stage, config.replace(seed=0, epochs=1, init="lab", torch_threads=1), placement, metrics)
 
 
 @functools.lru_cache(maxsize=64)
@@ -153,8 +153,10 @@ def fit(
     stage = impl.stage
     if config.model != "lab" and not stage.has_model:
         raise KitError(f"model={config.model!r} needs a model object; {impl.id} has none. Use one of {MODULE_STAGES}.")
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every <= 0:
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
+            or checkpoint_every <= 0:
         raise KitError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}.")
+    checkpoint_every = int(checkpoint_every)
     data_id = fingerprint(dataset) if checkpoint is not None or resume is not None else ""
     if resume is not None:
         if params is not None:
@@ -247,7 +249,7 @@ def _chunks(first: int, last: int, *, progress: bool, checkpoint_every: int | No
 
 def _check_resumable(resume: Checkpoint, config: TrainConfig) -> None:
     """A run resumes only under the config it was started with, up to its length and its placement."""
-    free = {"epochs": 1, "device": None, "devices": 1, "fuse": True}  # how far and where, not what
+    free = {"epochs": 1, "device": None, "devices": 1, "fuse": True, "torch_threads": 1}  # how far, where, how
     if resume.config.replace(**free) != config.replace(**free):
         diff = {k: (v, getattr(config, k)) for k, v in resume.config.to_dict().items()
                 if k not in free and getattr(config, k) != v}

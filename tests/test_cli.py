@@ -54,8 +54,13 @@ def bad_files(folder: Path) -> dict[str, Path]:
         (["train", "jax/manual", "--dataset", "{npz}"], "is not a NumPy .npz archive"),
         (["train", "jax/manual", "--dataset", "{mat}"], "is not a MATLAB .mat file"),
         (["train", "jax/manual", "--data-dir", "."], "--data-dir is for --dataset mnist only"),
+        (["train", "jax/manual", "--resume", "{npz}"], "is not a readable checkpoint: not a NumPy .npz archive"),
+        (["train", "jax/manual", "--torch-threads", "0"], "torch_threads must be a positive integer"),
+        (["compare", "--model", "double_softmax"], "compare runs the double softmax as one of its trap modes"),
+        (["compare", "--nh", "1000000000000"], "GiB of float64 arrays"),
     ],
-    ids=["unknown-option", "device-cuda", "no-implementation", "huge-nh", "text-npz", "garbage-mat", "data-dir"],
+    ids=["unknown-option", "device-cuda", "no-implementation", "huge-nh", "text-npz", "garbage-mat", "data-dir",
+         "text-checkpoint", "no-threads", "compare-model", "compare-huge-nh"],
 )
 def test_bad_input_is_one_line(tmp_path, args, expected) -> None:
     files = bad_files(tmp_path)
@@ -150,3 +155,19 @@ def test_checkpoint_mode_follows_the_umask(tmp_path, umask) -> None:
         os.umask(previous)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
     assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]  # no temporary file left behind
+
+
+def test_numpy_integers_reach_every_entry_point(circles, tmp_path) -> None:
+    """native_init's seed and sizes, and fit's checkpoint_every, take NumPy integers like TrainConfig does."""
+    run = frameworks.get("jax/manual").train(circles, frameworks.TrainConfig(epochs=2), checkpoint=tmp_path / "c.npz",
+                                             checkpoint_every=np.int64(1))
+    assert run.epochs_done == 2
+    assert frameworks.native_init("jax", np.int64(2), np.int64(3), np.int64(2), seed=np.int64(1))["Wh"].shape == (3, 2)
+    with pytest.raises(frameworks.KitError, match="seed must be a non-negative integer"):
+        frameworks.native_init("torch", 2, 3, 2, seed=-1)
+
+
+def test_an_unwritable_out_folder_fails_before_training(tmp_path) -> None:
+    (tmp_path / "taken").write_text("a file where the output folder should go")
+    done = cli("train", "jax/manual", "--epochs", "100000", "--out", "taken", cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -111,7 +111,8 @@ def report_markdown(dataset: Dataset, config: TrainConfig, runs: Runs, study: di
 
 def _results(table: str) -> list[str]:
     note = ("Final metrics after the last epoch. `wall_time_s`: the whole run, JIT compilation included "
-            "(JAX compiles once a run; `python -m frameworks bench` times the steps alone). "
+            "(JAX compiles once per stage and shape, so the first run of a shape carries it; "
+            "`python -m frameworks bench` times the steps alone). "
             "`max_param_diff_to_first`: max relative difference of the final parameters to the mode's "
             "first implementation.")
     return ["## Results", "", note, "", table, ""]
