@@ -42,8 +42,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"mean: the lab's batch mean; sum: the cheat-sheet's trap ({_default('loss_reduction')})")
     group.add_argument("--precision", choices=("highest", "native"),
                        help=f"float32 matmuls: full (highest) or the framework's TF32/bf16 ({_default('precision')})")
-    group.add_argument("--init", choices=("lab", "native"),
-                       help=f"lab: N(0, 0.3^2) drawn once in NumPy; native: each framework's own ({_default('init')})")
+    group.add_argument("--init", choices=("lab", "torch", "flax", "xavier", "he", "native"),
+                       help="initial weights drawn once in NumPy (lab: N(0, 0.3^2); torch, flax: their Linear "
+                            f"defaults; xavier; he), or native: each framework's own draw ({_default('init')})")
     group.add_argument("--model", choices=("lab", "double_softmax"),
                        help=f"double_softmax: the softmax-twice trap, module stages ({_default('model')})")
     group.add_argument("--devices", type=int,

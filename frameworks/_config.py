@@ -23,7 +23,7 @@ DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "gpu", "tpu")
 LOSS_REDUCTIONS = ("mean", "sum")
 PRECISIONS = ("highest", "native")
-INITS = ("lab", "native")
+INITS = ("lab", "torch", "flax", "xavier", "he", "native")
 MODELS = ("lab", "double_softmax")
 
 
@@ -47,10 +47,12 @@ class TrainConfig:
         both sides (JAX precision HIGHEST, PyTorch TF32 off), as parity needs;
         "native" leaves each framework's default (TF32 on recent NVIDIA GPUs
         for JAX, bfloat16 passes on TPUs).
-      init: "lab" starts every framework from the lab's N(0, 0.3^2) weights and
-        zero biases, drawn once in NumPy; "native" uses each framework's own
-        default initializer (torch.nn.Linear's Kaiming-uniform, Flax's
-        LeCun-normal) -- a trap: runs then differ from the first step.
+      init: the initial weights, drawn once in NumPy so that every framework
+        starts from the same numbers: "lab" (the lab's N(0, 0.3^2) weights and
+        zero biases), "torch" (torch.nn.Linear's default, drawn in NumPy),
+        "flax" (nnx.Linear's default), "xavier" (Glorot uniform), "he" (He
+        normal); or "native": each framework draws its own default with its own
+        generator -- a trap: the frameworks then differ from the first step.
       model: "lab" (logits into the loss) or "double_softmax" (a softmax inside
         the model before a loss that applies log-softmax itself: the trap of
         section 2 of the lab; torch.nn, torch.optim, Flax and Optax stages).
@@ -77,7 +79,7 @@ class TrainConfig:
     device: Literal["cpu", "gpu", "tpu"] | None = None
     loss_reduction: Literal["mean", "sum"] = "mean"
     precision: Literal["highest", "native"] = "highest"
-    init: Literal["lab", "native"] = "lab"
+    init: Literal["lab", "torch", "flax", "xavier", "he", "native"] = "lab"
     model: Literal["lab", "double_softmax"] = "lab"
     fuse: bool = True
     devices: int = 1

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from frameworks._errors import KitError
+from frameworks._errors import KitError, unknown
 
 Params = dict[str, np.ndarray]
 NAMES = ("Wh", "bh", "Wy", "by")
@@ -22,10 +22,12 @@ ACTIVATION_COPIES = 4  # htilde, h, ytilde, yhat of each row, and as many gradie
 GIB = 2**30
 
 
-def init_params(nx: int, nh: int, ny: int, *, seed: int = 0) -> Params:
-    """The lab's init: weights ~ N(0, 0.3^2), biases zero, drawn once in NumPy (float64).
+def init_params(nx: int, nh: int, ny: int, *, seed: int = 0, scheme: str = "lab") -> Params:
+    """Initial weights drawn once in NumPy (float64), by default the lab's: weights ~ N(0, 0.3^2), biases zero.
 
     Every framework starts from these very numbers, converted to its own layout.
+    ``scheme`` names another draw of :data:`SCHEMES` (PyTorch's or Flax's default,
+    Xavier/Glorot, He), the same for every framework.
     """
     for name, value in (("nx", nx), ("nh", nh), ("ny", ny)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
@@ -33,13 +35,56 @@ def init_params(nx: int, nh: int, ny: int, *, seed: int = 0) -> Params:
     check_memory(int(nx), int(nh), int(ny))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise KitError(f"init_params: seed must be a non-negative integer, got {seed!r}.")
+    if scheme not in SCHEMES:
+        raise unknown("init scheme", scheme, SCHEMES)
     rng = np.random.default_rng(seed)
-    return {
-        "Wh": rng.normal(0.0, INIT_STD, (nh, nx)),
-        "bh": np.zeros(nh),
-        "Wy": rng.normal(0.0, INIT_STD, (ny, nh)),
-        "by": np.zeros(ny),
-    }
+    draw = SCHEMES[scheme]
+    Wh, bh = draw(rng, nx, nh)
+    Wy, by = draw(rng, nh, ny)
+    return {"Wh": Wh, "bh": bh, "Wy": Wy, "by": by}
+
+
+# The init schemes: each draws one Linear layer's (W (fan_out, fan_in), b) from ``rng``, weights first.
+
+
+def _lab(rng: np.random.Generator, fan_in: int, fan_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """The lab's: W ~ N(0, 0.3^2), b = 0."""
+    return rng.normal(0.0, INIT_STD, (fan_out, fan_in)), np.zeros(fan_out)
+
+
+def _torch(rng: np.random.Generator, fan_in: int, fan_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """``torch.nn.Linear``'s: ``kaiming_uniform_(a=sqrt(5))``, i.e. W ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    and b ~ U on the same bound."""
+    bound = 1.0 / np.sqrt(fan_in)
+    return rng.uniform(-bound, bound, (fan_out, fan_in)), rng.uniform(-bound, bound, fan_out)
+
+
+def _flax(rng: np.random.Generator, fan_in: int, fan_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """``flax.nnx.Linear``'s: ``lecun_normal()``, a normal truncated at two standard deviations and rescaled
+    to variance 1/fan_in (the truncated unit normal's std is 0.87962566103423978), and b = 0."""
+    from scipy.stats import truncnorm
+
+    std = np.sqrt(1.0 / fan_in) / TRUNCATED_STD
+    return truncnorm.rvs(-2.0, 2.0, size=(fan_out, fan_in), random_state=rng) * std, np.zeros(fan_out)
+
+
+def _xavier(rng: np.random.Generator, fan_in: int, fan_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Xavier/Glorot uniform (``nn.init.xavier_uniform_``, ``nnx.initializers.glorot_uniform``):
+    W ~ U(-a, a), a = sqrt(6 / (fan_in + fan_out)); b = 0."""
+    bound = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-bound, bound, (fan_out, fan_in)), np.zeros(fan_out)
+
+
+def _he(rng: np.random.Generator, fan_in: int, fan_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """He normal as PyTorch draws it (``kaiming_normal_``, fan_in, ReLU gain): W ~ N(0, 2/fan_in), b = 0.
+    (Flax's ``he_normal`` truncates the normal at two standard deviations: same variance, other tails.)"""
+    return rng.normal(0.0, np.sqrt(2.0 / fan_in), (fan_out, fan_in)), np.zeros(fan_out)
+
+
+#: The truncated (at +-2) unit normal's standard deviation, which Flax's variance scaling divides by.
+TRUNCATED_STD = 0.87962566103423978
+#: Init schemes by name; every framework starts from the same draw.
+SCHEMES = {"lab": _lab, "torch": _torch, "flax": _flax, "xavier": _xavier, "he": _he}
 
 
 def check_memory(nx: int, nh: int, ny: int, *, rows: int = 0) -> None:

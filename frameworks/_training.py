@@ -169,8 +169,7 @@ def fit(
         params = resume.params
     elif params is None:
         check_memory(dataset.nx, config.nh, dataset.ny, rows=len(dataset.Xtrain) + len(dataset.Xtest))
-        init = init_params if config.init == "lab" else stage.backend.native_init
-        params = init(dataset.nx, config.nh, dataset.ny, seed=config.seed)
+        params = initial_params(stage, config, dataset.nx, dataset.ny)
     params, _, _ = check_batch(params, dataset.Xtrain[:1], dataset.Ytrain[:1])
     if params["Wh"].shape[0] != config.nh:
         raise KitError(f"params have nh={params['Wh'].shape[0]} hidden units but config.nh={config.nh}.")
@@ -228,6 +227,14 @@ def fit(
             bar.close()
     result.wall_time = time.perf_counter() - start
     return result
+
+
+def initial_params(stage: Stage, config: TrainConfig, nx: int, ny: int) -> Params:
+    """The draw ``config.init`` names: a NumPy scheme of :data:`frameworks._params.SCHEMES`, or, for
+    "native", the stage's framework's own default initializer."""
+    if config.init == "native":
+        return stage.backend.native_init(nx, config.nh, ny, seed=config.seed)
+    return init_params(nx, config.nh, ny, seed=config.seed, scheme=config.init)
 
 
 def _chunks(first: int, last: int, *, progress: bool, checkpoint_every: int | None) -> list[int]:

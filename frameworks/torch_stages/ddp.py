@@ -38,10 +38,9 @@ from frameworks.__main__ import Parser
 from frameworks._batches import BatchOrder
 from frameworks._cli_train import add_config_arguments, config_from, dataset_from
 from frameworks._errors import KitError
-from frameworks._params import init_params
 from frameworks._registry import get
 from frameworks._stage import place
-from frameworks._training import METRICS
+from frameworks._training import METRICS, initial_params
 
 STAGES = ("torch/nn", "torch/optim")
 
@@ -75,8 +74,7 @@ def train(impl_id: str, args: argparse.Namespace) -> dict:
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    init = init_params if config.init == "lab" else stage.backend.native_init  # the same draw in every process
-    params = init(dataset.nx, config.nh, dataset.ny, seed=config.seed)
+    params = initial_params(stage, config, dataset.nx, dataset.ny)  # the same draw in every process
     with place(stage, config, params, *dataset[:4], device=device) as placed:
         data, state = placed.data, placed.state  # the state is evaluated and exported unwrapped
         replica = copy.copy(state)  # trained wrapped: the same parameters, through DDP
