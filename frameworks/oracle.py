@@ -16,16 +16,22 @@ Three of them, from the most to the least independent:
 Both need one forward pass a parameter; for large networks (MNIST's 784-100-10
 has 79,510 parameters) :func:`complex_step_along` and
 :func:`finite_differences_along` check the gradient along random directions
-instead, one forward pass each.
+instead, one forward pass each. :func:`references` picks between the two by the
+network's size and computes a batch's references once (``parity`` asks for them per
+dtype and device).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from frameworks._params import NAMES, Params
+from frameworks.tolerances import max_relative_error, relative_error
 
 #: The complex step: small enough that h^2 vanishes against the loss, and no cancellation to fear.
 COMPLEX_STEP = 1e-30
@@ -128,3 +134,74 @@ def finite_differences(
             grad[index] = (up - down) / (2 * step)
         grads[name] = grad
     return grads
+
+
+#: Above this many parameters the complex-step and finite-difference references (one forward pass a
+#: parameter) are taken along random directions instead (one forward pass a direction).
+FULL_REFERENCE_LIMIT = 5000
+#: Random directions a tensor, when the references are taken along directions.
+DIRECTIONS = 8
+
+
+@dataclass(frozen=True)
+class References:
+    """The references of one batch: the lab's derivation in full; complex step and finite differences in
+    full (``kind="full"``) or along random unit directions, one set a tensor (``kind="directions"``)."""
+
+    kind: str
+    derivation: Params
+    oracle: Any  # Params in full, an array of directional derivatives along directions
+    finite_differences: Any
+    directions: tuple[tuple[str, Params], ...] = ()
+
+    def error(self, grads: Params, which: str) -> float:
+        """Max relative error of ``grads`` against reference ``which``: tensor by tensor, or along the directions
+        (``max_k |g.v_k - d_k| / max_k |d_k|`` over each tensor's directions)."""
+        reference = getattr(self, which)
+        if self.kind == "full":
+            return max_relative_error(grads, reference)
+        errors = []
+        for name in NAMES:
+            rows = [k for k, (tensor, _) in enumerate(self.directions) if tensor == name]
+            along = np.array([np.sum(grads[name] * self.directions[k][1][name]) for k in rows])
+            errors.append(relative_error(along, reference[rows]))
+        return max(errors)
+
+    @property
+    def oracle_vs_finite_differences(self) -> float:
+        if self.kind == "full":
+            return max_relative_error(self.oracle, self.finite_differences)
+        return relative_error(self.finite_differences, self.oracle)
+
+
+def references(params: Params, X: np.ndarray, Y: np.ndarray, *, reduction: str = "mean") -> References:
+    """The references of a batch, computed once (the float32 and float64 tables of one batch share them)."""
+    key = hashlib.sha256(b"".join(np.ascontiguousarray(a, dtype=np.float64).tobytes()
+                                  for a in (*(params[n] for n in NAMES), X, Y)) + reduction.encode()).hexdigest()
+    if key not in _REFERENCES:
+        _REFERENCES.clear()  # one batch at a time: MNIST-sized references are not small
+        _REFERENCES[key] = _compute_references(params, X, Y, reduction)
+    return _REFERENCES[key]
+
+
+_REFERENCES: dict[str, References] = {}
+
+
+def _compute_references(params: Params, X: np.ndarray, Y: np.ndarray, reduction: str) -> References:
+    scale = len(X) if reduction == "sum" else 1
+    _, derivation = gradients(params, X, Y, reduction=reduction)
+    if sum(params[n].size for n in NAMES) <= FULL_REFERENCE_LIMIT:
+        _, reference = complex_step(params, X, Y, reduction=reduction)
+        differences = {n: scale * g for n, g in finite_differences(params, X, Y).items()}
+        return References("full", derivation, reference, differences)
+    rng = np.random.default_rng(0)
+    directions = []
+    for name in NAMES:
+        for _ in range(DIRECTIONS):
+            v = {n: np.zeros_like(params[n]) for n in NAMES}
+            v[name] = rng.normal(size=params[name].shape)
+            v[name] /= np.linalg.norm(v[name])
+            directions.append((name, v))
+    along = [v for _, v in directions]
+    return References("directions", derivation, complex_step_along(params, X, Y, along, reduction=reduction),
+                      scale * finite_differences_along(params, X, Y, along), tuple(directions))

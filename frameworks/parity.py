@@ -21,10 +21,8 @@ first over tolerance.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,7 @@ from frameworks._batches import BatchOrder
 from frameworks._config import Device, DType, Precision, Reduction, TrainConfig
 from frameworks._data import load_dataset
 from frameworks._errors import KitError
-from frameworks._params import NAMES, Params, init_params
+from frameworks._params import Params, init_params
 from frameworks._registry import get
 from frameworks._registry import implementations as registered
 from frameworks._stage import PARTS, place
@@ -87,7 +85,7 @@ def gradient_table(
         losses.append(L)
     if not ids:
         raise KitError(f"no implementation runs on {device!r} here: " + "; ".join(sorted(set(skipped.values()))) + ".")
-    refs = references(params, X, Y, reduction=loss_reduction)
+    refs = oracle.references(params, X, Y, reduction=loss_reduction)
     tol = tolerance("gradients", dtype, device)
     matrix = [[max_relative_error(a, b) for b in grads] for a in grads]
     vs_oracle = [refs.error(g, "oracle") for g in grads]
@@ -110,77 +108,6 @@ def gradient_table(
         "passed": bool(np.max(matrix, initial=0.0) <= tol and max(vs_oracle, default=0.0) <= tol),
         "skipped": skipped,
     }
-
-
-#: Above this many parameters the complex-step and finite-difference references (one forward pass a
-#: parameter) are taken along random directions instead (one forward pass a direction).
-FULL_REFERENCE_LIMIT = 5000
-#: Random directions a tensor, when the references are taken along directions.
-DIRECTIONS = 8
-
-
-@dataclass(frozen=True)
-class References:
-    """The references of one batch: the lab's derivation in full; complex step and finite differences in
-    full (``kind="full"``) or along random unit directions, one set a tensor (``kind="directions"``)."""
-
-    kind: str
-    derivation: Params
-    oracle: Any  # Params in full, an array of directional derivatives along directions
-    finite_differences: Any
-    directions: tuple[tuple[str, Params], ...] = ()
-
-    def error(self, grads: Params, which: str) -> float:
-        """Max relative error of ``grads`` against reference ``which``: tensor by tensor, or along the directions
-        (``max_k |g.v_k - d_k| / max_k |d_k|`` over each tensor's directions)."""
-        reference = getattr(self, which)
-        if self.kind == "full":
-            return max_relative_error(grads, reference)
-        errors = []
-        for name in NAMES:
-            rows = [k for k, (tensor, _) in enumerate(self.directions) if tensor == name]
-            along = np.array([np.sum(grads[name] * self.directions[k][1][name]) for k in rows])
-            errors.append(relative_error(along, reference[rows]))
-        return max(errors)
-
-    @property
-    def oracle_vs_finite_differences(self) -> float:
-        if self.kind == "full":
-            return max_relative_error(self.oracle, self.finite_differences)
-        return relative_error(self.finite_differences, self.oracle)
-
-
-def references(params: Params, X: np.ndarray, Y: np.ndarray, *, reduction: str = "mean") -> References:
-    """The references of a batch, computed once (the float32 and float64 tables of one batch share them)."""
-    key = hashlib.sha256(b"".join(np.ascontiguousarray(a, dtype=np.float64).tobytes()
-                                  for a in (*(params[n] for n in NAMES), X, Y)) + reduction.encode()).hexdigest()
-    if key not in _REFERENCES:
-        _REFERENCES.clear()  # one batch at a time: MNIST-sized references are not small
-        _REFERENCES[key] = _compute_references(params, X, Y, reduction)
-    return _REFERENCES[key]
-
-
-_REFERENCES: dict[str, References] = {}
-
-
-def _compute_references(params: Params, X: np.ndarray, Y: np.ndarray, reduction: str) -> References:
-    scale = len(X) if reduction == "sum" else 1
-    _, derivation = oracle.gradients(params, X, Y, reduction=reduction)
-    if sum(params[n].size for n in NAMES) <= FULL_REFERENCE_LIMIT:
-        _, reference = oracle.complex_step(params, X, Y, reduction=reduction)
-        differences = {n: scale * g for n, g in oracle.finite_differences(params, X, Y).items()}
-        return References("full", derivation, reference, differences)
-    rng = np.random.default_rng(0)
-    directions = []
-    for name in NAMES:
-        for _ in range(DIRECTIONS):
-            v = {n: np.zeros_like(params[n]) for n in NAMES}
-            v[name] = rng.normal(size=params[name].shape)
-            v[name] /= np.linalg.norm(v[name])
-            directions.append((name, v))
-    along = [v for _, v in directions]
-    return References("directions", derivation, oracle.complex_step_along(params, X, Y, along, reduction=reduction),
-                      scale * oracle.finite_differences_along(params, X, Y, along), tuple(directions))
 
 
 def same_code(ids: Sequence[str], part: str = "gradients") -> list[list[int]]:
@@ -247,7 +174,7 @@ def format_table(table: dict[str, Any]) -> str:
     width = max(map(len, ids), default=10) + 1
     head = " " * width + "".join(f"{i:>15}" for i in ids) + "".join(
         f"{name:>13}" for name in ("complex step", "derivation", "fin. diff."))
-    along = (f" (complex step and finite differences along {DIRECTIONS} random directions a tensor)"
+    along = (f" (complex step and finite differences along {oracle.DIRECTIONS} random directions a tensor)"
              if table.get("references") == "directions" else "")
     lines = [f"{table['dtype']} on {table['device']} (precision {table['precision']}), tolerance "
              f"{table['tolerance']:.0e} against complex-step differentiation: {'PASS' if table['passed'] else 'FAIL'}"
