@@ -57,10 +57,11 @@ def bad_files(folder: Path) -> dict[str, Path]:
         (["train", "jax/manual", "--resume", "{npz}"], "is not a readable checkpoint: not a NumPy .npz archive"),
         (["train", "jax/manual", "--torch-threads", "0"], "torch_threads must be a positive integer"),
         (["compare", "--model", "double_softmax"], "compare runs the double softmax as one of its trap modes"),
+        (["compare", "--init", "native"], "compare runs each framework's native init as one of its trap modes"),
         (["compare", "--nh", "1000000000000"], "GiB of float64 arrays"),
     ],
     ids=["unknown-option", "device-cuda", "no-implementation", "huge-nh", "text-npz", "garbage-mat", "data-dir",
-         "text-checkpoint", "no-threads", "compare-model", "compare-huge-nh"],
+         "text-checkpoint", "no-threads", "compare-model", "compare-native", "compare-huge-nh"],
 )
 def test_bad_input_is_one_line(tmp_path, args, expected) -> None:
     files = bad_files(tmp_path)

@@ -172,6 +172,9 @@ def test_the_report_gives_one_figure_where_the_runs_agree() -> None:
     text = compare.explain(runs, None, frameworks.TrainConfig(), classes=2)
     assert "Test accuracy with the summed gradient: 0.970 (all 8 agree)" in text and "trains faster" in text
     assert "(0.313 for 2 classes)" in text
+    assert "the lab's init, N(0, 0.3^2) weights" in text
+    assert "(He normal, drawn once in NumPy)" in compare.explain(runs, None, frameworks.TrainConfig(init="he"),
+                                                                 classes=2)
 
 
 def test_compare_on_digits_checks_the_gradients_of_its_own_first_batch(tmp_path) -> None:

@@ -79,9 +79,10 @@ def run(args: argparse.Namespace) -> int:
     implementations = selected_implementations(args.only)
     dataset = dataset_from(args)
     config = config_from(args)
-    if config.model != "lab":
-        raise KitError("compare runs the double softmax as one of its trap modes, beside the lab's model; "
-                       "drop --model (or use train IMPL --model double_softmax for one run).")
+    if config.model != "lab" or config.init == "native":
+        trap = "the double softmax" if config.model != "lab" else "each framework's native init"
+        raise KitError(f"compare runs {trap} as one of its trap modes, beside the lab-faithful run; "
+                       "drop the option (or use train IMPL with it for one run).")
     check_memory(dataset.nx, config.nh, dataset.ny, rows=len(dataset.Xtrain) + len(dataset.Xtest))
     out = args.out or Path("reports") / dataset.name
     out.mkdir(parents=True, exist_ok=True)

@@ -34,8 +34,13 @@ def explain(runs: Runs, study: dict[str, Any] | None, config: TrainConfig, *, cl
     if "double-softmax" in runs:
         text += _double_softmax(runs["double-softmax"], runs["lab"], config, classes)
     if study:
-        text += _seed_study(study, runs)
+        text += _seed_study(study, runs, config.init)
     return "\n".join(text)
+
+
+#: How the report names each NumPy init scheme (``TrainConfig.init``).
+INIT_NAMES = {"lab": "the lab's init, N(0, 0.3^2) weights and zero biases", "torch": "PyTorch's nn.Linear default",
+              "flax": "Flax's nnx.Linear default", "xavier": "Xavier/Glorot uniform", "he": "He normal"}
 
 
 def _section(title: str, paragraph: str) -> list[str]:
@@ -44,8 +49,8 @@ def _section(title: str, paragraph: str) -> list[str]:
 
 def _lab(lab: Mapping[str, TrainResult], config: TrainConfig) -> list[str]:
     together = agreement(lab, config.dtype)
-    start = (f"All {len(lab)} implementations start from the same weights (the lab's init, drawn once in NumPy) "
-             "and see the same batches.")
+    start = (f"All {len(lab)} implementations start from the same weights ({INIT_NAMES[config.init]}, drawn "
+             "once in NumPy) and see the same batches.")
     if together.agree:
         body = (f"Their curves coincide: the largest difference of any loss or accuracy, at any epoch, to "
                 f"`{together.reference}` is {together.largest:.1e} ({config.dtype}).")
@@ -97,7 +102,8 @@ def _native_init(native: Mapping[str, TrainResult], lab: Mapping[str, TrainResul
         "With `init=\"native\"` each framework draws its own default weights (PyTorch's `nn.Linear`: "
         "Kaiming-uniform weights and uniform biases; Flax's `nnx.Linear`: LeCun-normal kernels, zero "
         f"biases), so PyTorch and JAX no longer start, nor end, at the same place{apart}. Final test accuracy: "
-        f"{finals}; against {lab[reference].final('test_acc'):.3f} from the lab's init (`{reference}`)."))
+        f"{finals}; against {lab[reference].final('test_acc'):.3f} from {INIT_NAMES[config.init]} "
+        f"(`{reference}`)."))
 
 
 def _double_softmax(trap: Mapping[str, TrainResult], lab: Mapping[str, TrainResult], config: TrainConfig,
@@ -113,7 +119,7 @@ def _double_softmax(trap: Mapping[str, TrainResult], lab: Mapping[str, TrainResu
         "softmax."))
 
 
-def _seed_study(study: dict[str, Any], runs: Runs) -> list[str]:
+def _seed_study(study: dict[str, Any], runs: Runs, init: str) -> list[str]:
     rows, impl_id, dtype, seeds = study["rows"], study["implementation"], study["dtype"], study["seeds"]
     scope = (f"The study trains one implementation, `{impl_id}`, in {dtype}. The trajectory tests "
              f"(`tests/test_trajectories.py`) prove the eight equal on the lab-faithful circles run; "
@@ -124,8 +130,8 @@ def _seed_study(study: dict[str, Any], runs: Runs) -> list[str]:
     mean, summed = rows["mean (lab-faithful)"]["mean"], rows["sum"]["mean"]
     torch_init, flax_init = rows["PyTorch default init"]["mean"], rows["Flax default init"]["mean"]
     published = " (students publish 0.92 to 0.96)" if study["dataset"] == "circles" else ""
-    verdict = ("both train faster than the lab's N(0, 0.3^2) weights with zero biases."
-               if min(torch_init, flax_init) > mean else "compare with the lab's init above.")
+    verdict = (f"both train faster than {INIT_NAMES[init]}." if min(torch_init, flax_init) > mean
+               else f"compare with {INIT_NAMES[init]} above.")
     summary = (f"Averaged gradient: {mean:.3f} on average over the seeds; summed: {summed:.3f}{published}. "
                f"From PyTorch's default init the averaged gradient reaches {torch_init:.3f}, from Flax's "
                f"{flax_init:.3f}: {verdict}")
