@@ -1,0 +1,231 @@
+"""Porting an MLP between PyTorch and Flax NNX, exactly: ``from_torch`` and ``to_torch``.
+
+A port is only as good as its least visible default. These two functions translate
+the MLP family (``Linear``, an activation, an optional ``LayerNorm`` after a hidden
+``Linear``, an optional ``Dropout``) layer by layer, carrying over what the two
+libraries would otherwise change silently:
+
+* the weight layout (a Flax kernel is the transpose of a PyTorch weight:
+  ``frameworks.convert``'s one transpose);
+* GELU's form: ``torch.nn.GELU()`` is exact, ``flax.nnx.gelu`` defaults to the tanh
+  approximation; each side gets the form the other had (``approximate=False`` or
+  ``nn.GELU(approximate="tanh")``);
+* LayerNorm's eps (1e-5 in PyTorch, 1e-6 in Flax): the source's value is passed on;
+* LeakyReLU's slope, and Dropout's rate (both libraries use inverted dropout).
+
+What it cannot translate exactly (a convolution, a custom module, a LayerNorm
+without its affine weights, a Flax function it does not know) is refused with a
+:class:`KitError` naming the layer and why: a port is never approximate without
+saying so. The result carries the architecture and the parameters in the canonical
+layout: a list of layers, each ``{"W": (out, in), "b": (out,)}``, with ``gamma`` and
+``beta`` for a LayerNorm. Forward passes agree to float64 rounding
+(``tests/test_port.py``). The kit's eight implementations train the lab's
+architecture; this module ports any network of the family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from frameworks._errors import KitError
+
+#: The activations the port translates, by the kit's name.
+ACTIVATIONS = ("tanh", "relu", "leaky_relu", "sigmoid", "gelu", "gelu_tanh", "silu")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of the MLP family: ``kind`` "linear", "layer_norm", "dropout" or an activation name;
+    ``option`` its one setting (LayerNorm's eps, LeakyReLU's slope, Dropout's rate; None otherwise)."""
+
+    kind: str
+    option: float | None = None
+
+
+@dataclass(frozen=True)
+class Ported:
+    """A translated model: its ``layers``, its parameters in the canonical layout (one dict a Linear or
+    LayerNorm, in order), and the ``model`` built and loaded in the target framework."""
+
+    layers: tuple[Layer, ...]
+    params: list[dict[str, np.ndarray]]
+    model: Any
+
+
+def from_torch(module: Any, *, dtype: str = "float64") -> Ported:
+    """A ``torch.nn.Sequential`` of the MLP family as an equivalent Flax ``nnx.Sequential`` (in ``dtype``).
+
+    float64 needs JAX's x64: call it, and the model, inside ``with jax.enable_x64(True):``
+    (outside, a clear error instead of a silent float32). The model is in training mode,
+    as a new Flax module is: ``ported.model.eval()`` turns its dropout off.
+    """
+    from torch import nn
+
+    if not isinstance(module, nn.Sequential):
+        raise KitError(f"from_torch takes a torch.nn.Sequential, got {type(module).__name__}.")
+    layers, params = [], []
+    for index, layer in enumerate(module):
+        kind, option, weights = _read_torch(index, layer)
+        layers.append(Layer(kind, option))
+        if weights is not None:
+            params.append(weights)
+    return Ported(tuple(layers), params, _build_flax(tuple(layers), params, dtype))
+
+
+def to_torch(module: Any, *, dtype: str = "float64") -> Ported:
+    """A Flax ``nnx.Sequential`` of the MLP family as an equivalent ``torch.nn.Sequential`` (in ``dtype``)."""
+    from flax import nnx
+
+    if not isinstance(module, nnx.Sequential):
+        raise KitError(f"to_torch takes a flax.nnx.Sequential, got {type(module).__name__}.")
+    layers, params = [], []
+    for index, layer in enumerate(module.layers):
+        kind, option, weights = _read_flax(index, layer)
+        layers.append(Layer(kind, option))
+        if weights is not None:
+            params.append(weights)
+    return Ported(tuple(layers), params, _build_torch(tuple(layers), params, dtype))
+
+
+def _numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().double().numpy()
+    return np.array(x, dtype=np.float64)
+
+
+def _refuse(index: int, layer: Any, why: str) -> KitError:
+    name = getattr(layer, "__name__", None) or type(layer).__name__  # a function by its name, a module by its class
+    return KitError(f"layer {index} ({name}) cannot be ported exactly: {why}.")
+
+
+def _read_torch(index: int, layer: Any) -> tuple[str, float | None, dict[str, np.ndarray] | None]:
+    """(kind, option, canonical weights or None) of one PyTorch layer."""
+    from torch import nn
+
+    simple = {nn.Tanh: "tanh", nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.SiLU: "silu"}
+    if type(layer) in simple:
+        return simple[type(layer)], None, None
+    if isinstance(layer, nn.Linear):
+        if layer.bias is None:
+            raise _refuse(index, layer, "a Linear without bias has no counterpart in the kit's canonical layout")
+        return "linear", None, {"W": _numpy(layer.weight), "b": _numpy(layer.bias)}
+    if isinstance(layer, nn.GELU):
+        return ("gelu" if layer.approximate == "none" else "gelu_tanh"), None, None
+    if isinstance(layer, nn.LeakyReLU):
+        return "leaky_relu", float(layer.negative_slope), None
+    if isinstance(layer, nn.LayerNorm):
+        if len(layer.normalized_shape) != 1 or not layer.elementwise_affine or layer.bias is None:
+            raise _refuse(index, layer, "only a LayerNorm over the last axis with its weight and bias is supported")
+        return "layer_norm", float(layer.eps), {"gamma": _numpy(layer.weight), "beta": _numpy(layer.bias)}
+    if isinstance(layer, nn.Dropout):
+        return "dropout", float(layer.p), None
+    raise _refuse(index, layer, "the port knows Linear, LayerNorm, Dropout and the activations "
+                                "Tanh, ReLU, LeakyReLU, Sigmoid, GELU and SiLU")
+
+
+def _read_flax(index: int, layer: Any) -> tuple[str, float | None, dict[str, np.ndarray] | None]:
+    """(kind, option, canonical weights or None) of one Flax NNX layer or activation function."""
+    import jax
+    from flax import nnx
+
+    if isinstance(layer, nnx.Linear):
+        if layer.bias is None:
+            raise _refuse(index, layer, "a Linear without bias has no counterpart in the kit's canonical layout")
+        return "linear", None, {"W": _numpy(layer.kernel[...]).T.copy(), "b": _numpy(layer.bias[...])}
+    if isinstance(layer, nnx.LayerNorm):
+        if layer.scale is None or layer.bias is None:
+            raise _refuse(index, layer, "only a LayerNorm with its scale and bias is supported")
+        return "layer_norm", float(layer.epsilon), {"gamma": _numpy(layer.scale[...]), "beta": _numpy(layer.bias[...])}
+    if isinstance(layer, nnx.Dropout):
+        return "dropout", float(layer.rate), None
+    function, options = (layer.func, dict(layer.keywords)) if isinstance(layer, partial) else (layer, {})
+    simple = {jax.numpy.tanh: "tanh", jax.nn.relu: "relu", jax.nn.sigmoid: "sigmoid", jax.nn.silu: "silu"}
+    if function in simple and not options:
+        return simple[function], None, None
+    if function is jax.nn.gelu and set(options) <= {"approximate"}:
+        return ("gelu_tanh" if options.get("approximate", True) else "gelu"), None, None  # Flax's default: tanh
+    if function is jax.nn.leaky_relu and set(options) <= {"negative_slope"}:
+        return "leaky_relu", float(options.get("negative_slope", 0.01)), None
+    raise _refuse(index, layer, "the port knows nnx.Linear, nnx.LayerNorm, nnx.Dropout and the functions "
+                                "tanh, relu, leaky_relu, sigmoid, gelu and silu (or partials of them)")
+
+
+def _build_flax(layers: tuple[Layer, ...], params: list[dict[str, np.ndarray]], dtype: str) -> Any:
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from frameworks.jax_stages._backend import jax_dtype
+
+    jdtype, rngs = jax_dtype(dtype), nnx.Rngs(0, dropout=0)
+    weights = iter(params)
+    functions = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid, "silu": jax.nn.silu,
+                 "gelu": partial(jax.nn.gelu, approximate=False), "gelu_tanh": partial(jax.nn.gelu, approximate=True)}
+    built: list[Any] = []
+    for layer in layers:
+        if layer.kind == "linear":  # (in, out) kernel: the one transpose
+            w = next(weights)
+            built.append(nnx.Linear(w["W"].shape[1], w["W"].shape[0], dtype=jdtype, param_dtype=jdtype, rngs=rngs,
+                                    kernel_init=_given(w["W"].T, jdtype), bias_init=_given(w["b"], jdtype)))
+        elif layer.kind == "layer_norm":
+            w = next(weights)
+            built.append(nnx.LayerNorm(len(w["gamma"]), epsilon=_option(layer, 1e-6), dtype=jdtype,
+                                       param_dtype=jdtype, rngs=rngs, scale_init=_given(w["gamma"], jdtype),
+                                       bias_init=_given(w["beta"], jdtype)))
+        elif layer.kind == "dropout":
+            built.append(nnx.Dropout(_option(layer, 0.0), rngs=rngs))
+        elif layer.kind == "leaky_relu":
+            built.append(partial(jax.nn.leaky_relu, negative_slope=_option(layer, 0.01)))
+        else:
+            built.append(functions[layer.kind])
+    return nnx.Sequential(*built)
+
+
+def _given(value: np.ndarray, dtype: Any) -> Any:
+    """A Flax initializer that returns ``value`` (the weights being ported), whatever key it is given."""
+    import jax.numpy as jnp
+
+    return lambda *_: jnp.asarray(value, dtype)
+
+
+def _option(layer: Layer, default: float) -> float:
+    return layer.option if layer.option is not None else default
+
+
+def _build_torch(layers: tuple[Layer, ...], params: list[dict[str, np.ndarray]], dtype: str) -> Any:
+    import torch
+    from torch import nn
+
+    tdtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    modules: dict[str, Callable[[], nn.Module]] = {
+        "tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "silu": nn.SiLU,
+        "gelu": partial(nn.GELU, approximate="none"), "gelu_tanh": partial(nn.GELU, approximate="tanh"),
+    }
+    weights = iter(params)
+    built: list[nn.Module] = []
+    with torch.no_grad():
+        for layer in layers:
+            if layer.kind == "linear":
+                w = next(weights)
+                linear = nn.utils.skip_init(nn.Linear, w["W"].shape[1], w["W"].shape[0], dtype=tdtype)
+                linear.weight.copy_(torch.tensor(w["W"]))
+                linear.bias.copy_(torch.tensor(w["b"]))
+                built.append(linear)
+            elif layer.kind == "layer_norm":
+                w = next(weights)
+                norm = nn.LayerNorm(len(w["gamma"]), eps=_option(layer, 1e-5), dtype=tdtype)
+                norm.weight.copy_(torch.tensor(w["gamma"]))
+                norm.bias.copy_(torch.tensor(w["beta"]))
+                built.append(norm)
+            elif layer.kind == "dropout":
+                built.append(nn.Dropout(_option(layer, 0.0)))
+            elif layer.kind == "leaky_relu":
+                built.append(nn.LeakyReLU(_option(layer, 0.01)))
+            else:
+                built.append(modules[layer.kind]())
+    return nn.Sequential(*built)
