@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from frameworks._config import TrainConfig
+from frameworks._config import INITS, TrainConfig
 from frameworks._data import Dataset, load_dataset
 from frameworks._errors import KitError
 from frameworks._registry import IMPLEMENTATIONS, get
@@ -42,7 +42,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"mean: the lab's batch mean; sum: the cheat-sheet's trap ({_default('loss_reduction')})")
     group.add_argument("--precision", choices=("highest", "native"),
                        help=f"float32 matmuls: full (highest) or the framework's TF32/bf16 ({_default('precision')})")
-    group.add_argument("--init", choices=("lab", "torch", "flax", "xavier", "he", "native"),
+    group.add_argument("--init", choices=INITS,
                        help="initial weights drawn once in NumPy (lab: N(0, 0.3^2); torch, flax: their Linear "
                             f"defaults; xavier; he), or native: each framework's own draw ({_default('init')})")
     group.add_argument("--model", choices=("lab", "double_softmax"),

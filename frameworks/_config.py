@@ -122,7 +122,7 @@ class TrainConfig:
     def _store_numpy_numbers_as_python(self) -> None:
         """NumPy integers (and NumPy floats for ``eta``) become Python ones: the config stays hashable and
         JSON-serialisable whatever numbers the caller computed it from."""
-        for name in ("nh", "batch_size", "epochs", "seed", "devices"):
+        for name in ("nh", "batch_size", "epochs", "seed", "devices", "torch_threads"):
             value = getattr(self, name)
             if isinstance(value, numbers.Integral) and type(value) not in (bool, int):
                 object.__setattr__(self, name, int(value))

@@ -2,7 +2,7 @@
 
 The canonical layout is the lab's, which is PyTorch ``nn.Linear``'s: a weight
 is (out, in). Flax's ``Linear`` stores a kernel (in, out). The one transpose
-between the two lives in :func:`_swap_in_out`; every conversion goes through it,
+between the two lives in :func:`swap_in_out`; every conversion goes through it,
 so a kernel can never be loaded without it by accident. All round trips are exact
 (a transpose moves numbers, it does not round them).
 
@@ -24,14 +24,14 @@ from frameworks._params import Params, check_params
 _LAYERS = {0: ("Wh", "bh"), 2: ("Wy", "by")}
 
 
-def _numpy(x: Any) -> np.ndarray:
+def as_float64(x: Any) -> np.ndarray:
     """A tensor or array as float64 NumPy (a torch tensor is detached and moved to the CPU)."""
     if hasattr(x, "detach"):
         x = x.detach().cpu().double().numpy()
     return np.array(x, dtype=np.float64)  # a copy, never a view of a live parameter
 
 
-def _swap_in_out(w: np.ndarray) -> np.ndarray:
+def swap_in_out(w: np.ndarray) -> np.ndarray:
     """(out, in) <-> (in, out): the only transpose between PyTorch's and Flax's layouts."""
     return np.ascontiguousarray(np.asarray(w).T)
 
@@ -56,8 +56,8 @@ def from_torch_state_dict(state_dict: Mapping[str, Any], *, check: bool = True) 
     """
     params = {}
     for layer, (W, b) in _LAYERS.items():
-        params[W] = _numpy(state_dict[f"{layer}.weight"])
-        params[b] = _numpy(state_dict[f"{layer}.bias"])
+        params[W] = as_float64(state_dict[f"{layer}.weight"])
+        params[b] = as_float64(state_dict[f"{layer}.bias"])
     return check_params(params) if check else params
 
 
@@ -69,7 +69,7 @@ def to_flax_params(params: Mapping[str, Any]) -> dict[str, Any]:
     params = check_params(params)
     return {
         "layers": {
-            layer: {"kernel": _swap_in_out(params[W]), "bias": params[b].copy()} for layer, (W, b) in _LAYERS.items()
+            layer: {"kernel": swap_in_out(params[W]), "bias": params[b].copy()} for layer, (W, b) in _LAYERS.items()
         }
     }
 
@@ -82,6 +82,6 @@ def from_flax_params(flax_params: Mapping[str, Any], *, check: bool = True) -> P
     layers = flax_params["layers"]
     params = {}
     for layer, (W, b) in _LAYERS.items():
-        params[W] = _swap_in_out(_numpy(layers[layer]["kernel"]))
-        params[b] = _numpy(layers[layer]["bias"])
+        params[W] = swap_in_out(as_float64(layers[layer]["kernel"]))
+        params[b] = as_float64(layers[layer]["bias"])
     return check_params(params) if check else params

@@ -65,12 +65,9 @@ def dropout_masks(p: float, n: int, *, seed: int = 0) -> dict[str, float]:
     import torch
     from flax import nnx
 
-    generator_state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # the CPU generator restored after; no CUDA generator seeded
+        torch.default_generator.manual_seed(seed)
         torch_out = torch.nn.Dropout(p).train()(torch.ones(n, dtype=torch.float64)).numpy()
-    finally:
-        torch.random.set_rng_state(generator_state)
     with jax.enable_x64(True):
         flax_out = np.asarray(nnx.Dropout(p, rngs=nnx.Rngs(dropout=seed))(jax.numpy.ones(n)))
     kept_torch, kept_flax = torch_out != 0, flax_out != 0

@@ -6,12 +6,14 @@ the MLP family (``Linear``, an activation, an optional ``LayerNorm`` after a hid
 libraries would otherwise change silently:
 
 * the weight layout (a Flax kernel is the transpose of a PyTorch weight:
-  ``frameworks.convert``'s one transpose);
+  ``frameworks.convert``'s one transpose, ``swap_in_out``);
 * GELU's form: ``torch.nn.GELU()`` is exact, ``flax.nnx.gelu`` defaults to the tanh
   approximation; each side gets the form the other had (``approximate=False`` or
   ``nn.GELU(approximate="tanh")``);
 * LayerNorm's eps (1e-5 in PyTorch, 1e-6 in Flax): the source's value is passed on;
-* LeakyReLU's slope, and Dropout's rate (both libraries use inverted dropout).
+* LeakyReLU's slope, Dropout's rate (both libraries use inverted dropout) and the
+  model's mode (training or evaluation);
+* the variance of LayerNorm, computed as PyTorch does (``use_fast_variance=False``).
 
 What it cannot translate exactly (a convolution, a custom module, a LayerNorm
 without its affine weights, a Flax function it does not know) is refused with a
@@ -32,7 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from frameworks._errors import KitError
+from frameworks._config import DTYPES
+from frameworks._errors import KitError, unknown
+from frameworks.convert import as_float64, swap_in_out
 
 #: The activations the port translates, by the kit's name.
 ACTIVATIONS = ("tanh", "relu", "leaky_relu", "sigmoid", "gelu", "gelu_tanh", "silu")
@@ -61,20 +65,26 @@ def from_torch(module: Any, *, dtype: str = "float64") -> Ported:
     """A ``torch.nn.Sequential`` of the MLP family as an equivalent Flax ``nnx.Sequential`` (in ``dtype``).
 
     float64 needs JAX's x64: call it, and the model, inside ``with jax.enable_x64(True):``
-    (outside, a clear error instead of a silent float32). The model is in training mode,
-    as a new Flax module is: ``ported.model.eval()`` turns its dropout off.
+    (outside, a clear error instead of a silent float32). The model keeps the source's mode
+    (``module.eval()`` gives a Flax model whose dropout is off). Flax's LayerNorm is built
+    with ``use_fast_variance=False``: PyTorch's way of computing the variance (Flax's default,
+    E[x^2] - E[x]^2, loses precision on features with a large mean in float32).
     """
     from torch import nn
 
     if not isinstance(module, nn.Sequential):
         raise KitError(f"from_torch takes a torch.nn.Sequential, got {type(module).__name__}.")
+    _check_dtype(dtype)
     layers, params = [], []
     for index, layer in enumerate(module):
         kind, option, weights = _read_torch(index, layer)
         layers.append(Layer(kind, option))
         if weights is not None:
             params.append(weights)
-    return Ported(tuple(layers), params, _build_flax(tuple(layers), params, dtype))
+    model = _build_flax(tuple(layers), params, dtype)
+    if not module.training:
+        model.eval()  # the source's mode: dropout off
+    return Ported(tuple(layers), params, model)
 
 
 def to_torch(module: Any, *, dtype: str = "float64") -> Ported:
@@ -83,24 +93,34 @@ def to_torch(module: Any, *, dtype: str = "float64") -> Ported:
 
     if not isinstance(module, nnx.Sequential):
         raise KitError(f"to_torch takes a flax.nnx.Sequential, got {type(module).__name__}.")
+    _check_dtype(dtype)
     layers, params = [], []
     for index, layer in enumerate(module.layers):
         kind, option, weights = _read_flax(index, layer)
         layers.append(Layer(kind, option))
         if weights is not None:
             params.append(weights)
-    return Ported(tuple(layers), params, _build_torch(tuple(layers), params, dtype))
-
-
-def _numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().double().numpy()
-    return np.array(x, dtype=np.float64)
+    model = _build_torch(tuple(layers), params, dtype)
+    modes = {layer.deterministic for layer in module.layers if isinstance(layer, nnx.Dropout)}
+    if len(modes) > 1:
+        raise KitError("to_torch: some Dropout layers are deterministic and some not; PyTorch has one mode a model "
+                       "(call model.eval() or model.train() first).")
+    if modes == {True}:
+        model.eval()  # the source's mode: dropout off
+    return Ported(tuple(layers), params, model)
 
 
 def _refuse(index: int, layer: Any, why: str) -> KitError:
-    name = getattr(layer, "__name__", None) or type(layer).__name__  # a function by its name, a module by its class
+    if isinstance(layer, partial):
+        name = f"partial({getattr(layer.func, '__name__', type(layer.func).__name__)})"
+    else:  # a function by its name, a module by its class
+        name = getattr(layer, "__name__", None) or type(layer).__name__
     return KitError(f"layer {index} ({name}) cannot be ported exactly: {why}.")
+
+
+def _check_dtype(dtype: str) -> None:
+    if dtype not in DTYPES:
+        raise unknown("dtype", dtype, DTYPES)
 
 
 def _read_torch(index: int, layer: Any) -> tuple[str, float | None, dict[str, np.ndarray] | None]:
@@ -113,7 +133,7 @@ def _read_torch(index: int, layer: Any) -> tuple[str, float | None, dict[str, np
     if isinstance(layer, nn.Linear):
         if layer.bias is None:
             raise _refuse(index, layer, "a Linear without bias has no counterpart in the kit's canonical layout")
-        return "linear", None, {"W": _numpy(layer.weight), "b": _numpy(layer.bias)}
+        return "linear", None, {"W": as_float64(layer.weight), "b": as_float64(layer.bias)}
     if isinstance(layer, nn.GELU):
         return ("gelu" if layer.approximate == "none" else "gelu_tanh"), None, None
     if isinstance(layer, nn.LeakyReLU):
@@ -121,7 +141,7 @@ def _read_torch(index: int, layer: Any) -> tuple[str, float | None, dict[str, np
     if isinstance(layer, nn.LayerNorm):
         if len(layer.normalized_shape) != 1 or not layer.elementwise_affine or layer.bias is None:
             raise _refuse(index, layer, "only a LayerNorm over the last axis with its weight and bias is supported")
-        return "layer_norm", float(layer.eps), {"gamma": _numpy(layer.weight), "beta": _numpy(layer.bias)}
+        return "layer_norm", float(layer.eps), {"gamma": as_float64(layer.weight), "beta": as_float64(layer.bias)}
     if isinstance(layer, nn.Dropout):
         return "dropout", float(layer.p), None
     raise _refuse(index, layer, "the port knows Linear, LayerNorm, Dropout and the activations "
@@ -136,12 +156,16 @@ def _read_flax(index: int, layer: Any) -> tuple[str, float | None, dict[str, np.
     if isinstance(layer, nnx.Linear):
         if layer.bias is None:
             raise _refuse(index, layer, "a Linear without bias has no counterpart in the kit's canonical layout")
-        return "linear", None, {"W": _numpy(layer.kernel[...]).T.copy(), "b": _numpy(layer.bias[...])}
+        return "linear", None, {"W": swap_in_out(as_float64(layer.kernel[...])), "b": as_float64(layer.bias[...])}
     if isinstance(layer, nnx.LayerNorm):
-        if layer.scale is None or layer.bias is None:
-            raise _refuse(index, layer, "only a LayerNorm with its scale and bias is supported")
-        return "layer_norm", float(layer.epsilon), {"gamma": _numpy(layer.scale[...]), "beta": _numpy(layer.bias[...])}
+        if layer.scale is None or layer.bias is None or tuple(np.atleast_1d(layer.reduction_axes)) != (-1,) \
+                or tuple(np.atleast_1d(layer.feature_axes)) != (-1,):
+            raise _refuse(index, layer, "only a LayerNorm over the last axis with its scale and bias is supported")
+        return "layer_norm", float(layer.epsilon), {"gamma": as_float64(layer.scale[...]),
+                                                    "beta": as_float64(layer.bias[...])}
     if isinstance(layer, nnx.Dropout):
+        if tuple(layer.broadcast_dims):
+            raise _refuse(index, layer, "a Dropout with broadcast_dims shares its mask across axes; nn.Dropout cannot")
         return "dropout", float(layer.rate), None
     function, options = (layer.func, dict(layer.keywords)) if isinstance(layer, partial) else (layer, {})
     simple = {jax.numpy.tanh: "tanh", jax.nn.relu: "relu", jax.nn.sigmoid: "sigmoid", jax.nn.silu: "silu"}
@@ -152,7 +176,8 @@ def _read_flax(index: int, layer: Any) -> tuple[str, float | None, dict[str, np.
     if function is jax.nn.leaky_relu and set(options) <= {"negative_slope"}:
         return "leaky_relu", float(options.get("negative_slope", 0.01)), None
     raise _refuse(index, layer, "the port knows nnx.Linear, nnx.LayerNorm, nnx.Dropout and the functions "
-                                "tanh, relu, leaky_relu, sigmoid, gelu and silu (or partials of them)")
+                                "jax.numpy.tanh and jax.nn's relu, leaky_relu, sigmoid, gelu and silu (nnx's "
+                                "names for them, or partials of them), not other functions of the same name")
 
 
 def _build_flax(layers: tuple[Layer, ...], params: list[dict[str, np.ndarray]], dtype: str) -> Any:
@@ -171,12 +196,14 @@ def _build_flax(layers: tuple[Layer, ...], params: list[dict[str, np.ndarray]], 
         if layer.kind == "linear":  # (in, out) kernel: the one transpose
             w = next(weights)
             built.append(nnx.Linear(w["W"].shape[1], w["W"].shape[0], dtype=jdtype, param_dtype=jdtype, rngs=rngs,
-                                    kernel_init=_given(w["W"].T, jdtype), bias_init=_given(w["b"], jdtype)))
+                                    kernel_init=_given(swap_in_out(w["W"]), jdtype),
+                                    bias_init=_given(w["b"], jdtype)))
         elif layer.kind == "layer_norm":
             w = next(weights)
             built.append(nnx.LayerNorm(len(w["gamma"]), epsilon=_option(layer, 1e-6), dtype=jdtype,
                                        param_dtype=jdtype, rngs=rngs, scale_init=_given(w["gamma"], jdtype),
-                                       bias_init=_given(w["beta"], jdtype)))
+                                       bias_init=_given(w["beta"], jdtype),
+                                       use_fast_variance=False))  # PyTorch's variance: no E[x^2] - E[x]^2
         elif layer.kind == "dropout":
             built.append(nnx.Dropout(_option(layer, 0.0), rngs=rngs))
         elif layer.kind == "leaky_relu":

@@ -224,6 +224,19 @@ def test_threads_precision_and_x64_are_restored() -> None:
     torch.set_num_threads(before)
 
 
+def test_torch_threads_hold_inside_the_run_only() -> None:
+    import torch
+
+    from frameworks.torch_stages import _backend
+
+    before = torch.get_num_threads()
+    for threads in (1, 2):
+        with _backend.scope(frameworks.TrainConfig(torch_threads=threads)):
+            assert torch.get_num_threads() == threads
+        assert torch.get_num_threads() == before
+    assert frameworks.TrainConfig(torch_threads=np.int64(2)).torch_threads == 2
+
+
 def test_jax_lessons_refuse_float64_outside_x64() -> None:
     """Outside the kit's scope x64 is off: JAX would silently compute in float32. The lessons say so."""
     import jax

@@ -123,3 +123,33 @@ def test_what_cannot_be_translated_is_refused_by_layer(layer, message) -> None:
 def test_an_unknown_flax_function_is_refused() -> None:
     with jax.enable_x64(True), pytest.raises(KitError, match=r"layer 1 \(softplus\) cannot be ported"):
         port.to_torch(nnx.Sequential(nnx.Linear(3, 4, rngs=nnx.Rngs(0)), jax.nn.softplus))
+
+
+def test_a_float32_layer_norm_on_features_with_a_large_mean_stays_exact() -> None:
+    """Flax's default variance, E[x^2] - E[x]^2, cancels on such features; the port builds PyTorch's."""
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 2)).eval()
+    X = np.random.default_rng(4).normal(1000.0, 1.0, (16, 4)).astype(np.float32)
+    with torch.no_grad():
+        model[0].bias.fill_(1000.0)  # hidden features around 1000, spread about 1
+        expected = model(torch.tensor(X)).numpy()
+    ported = port.from_torch(model, dtype="float32")
+    assert relative_error(np.asarray(ported.model(jax.numpy.asarray(X))), expected) <= 1e-3
+
+
+def test_modes_and_flax_only_options() -> None:
+    """eval() and train() carry over; what nn.Dropout / nn.LayerNorm cannot express is refused."""
+    from torch import nn
+
+    with jax.enable_x64(True):
+        flax_eval = port.from_torch(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)).eval()).model
+        assert flax_eval.layers[1].deterministic
+        assert not port.to_torch(flax_eval).model.training
+        rngs = nnx.Rngs(0)
+        for layer in (nnx.Dropout(0.5, broadcast_dims=(0,), rngs=rngs),
+                      nnx.LayerNorm(4, reduction_axes=(-2, -1), rngs=rngs)):
+            with pytest.raises(KitError, match="cannot be ported exactly"):
+                port.to_torch(nnx.Sequential(nnx.Linear(4, 4, rngs=rngs), layer))
+    with pytest.raises(KitError, match="unknown dtype 'float16'"):
+        port.from_torch(nn.Sequential(nn.Linear(2, 2)), dtype="float16")

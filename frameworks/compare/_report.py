@@ -55,7 +55,7 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) ->
 def first_batch(dataset: Dataset, config: TrainConfig) -> tuple[Params, np.ndarray, np.ndarray, np.ndarray]:
     """The lab's init for this run's network and the first batch of its first epoch: params, X, Y and the rows."""
     rows = BatchOrder(len(dataset.Xtrain), config.batch_size, seed=config.seed).next_epoch()[0]
-    params = init_params(dataset.nx, config.nh, dataset.ny, seed=config.seed)
+    params = init_params(dataset.nx, config.nh, dataset.ny, seed=config.seed, scheme=config.init)
     return params, dataset.Xtrain[rows], dataset.Ytrain[rows], rows
 
 
