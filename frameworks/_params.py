@@ -29,12 +29,7 @@ def init_params(nx: int, nh: int, ny: int, *, seed: int = 0, scheme: str = "lab"
     ``scheme`` names another draw of :data:`SCHEMES` (PyTorch's or Flax's default,
     Xavier/Glorot, He), the same for every framework.
     """
-    for name, value in (("nx", nx), ("nh", nh), ("ny", ny)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-            raise KitError(f"init_params: {name} must be a positive integer, got {value!r}.")
-    check_memory(int(nx), int(nh), int(ny))
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise KitError(f"init_params: seed must be a non-negative integer, got {seed!r}.")
+    check_draw("init_params", nx, nh, ny, seed=seed)
     if scheme not in SCHEMES:
         raise unknown("init scheme", scheme, SCHEMES)
     rng = np.random.default_rng(seed)
@@ -42,6 +37,16 @@ def init_params(nx: int, nh: int, ny: int, *, seed: int = 0, scheme: str = "lab"
     Wh, bh = draw(rng, nx, nh)
     Wy, by = draw(rng, nh, ny)
     return {"Wh": Wh, "bh": bh, "Wy": Wy, "by": by}
+
+
+def check_draw(who: str, nx: object, nh: object, ny: object, *, seed: object) -> None:
+    """The sizes of a draw are positive integers (NumPy's too) that fit in memory, its seed non-negative."""
+    for name, value in (("nx", nx), ("nh", nh), ("ny", ny)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise KitError(f"{who}: {name} must be a positive integer, got {value!r}.")
+    check_memory(int(nx), int(nh), int(ny))  # type: ignore[call-overload]
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise KitError(f"{who}: seed must be a non-negative integer, got {seed!r}.")
 
 
 # The init schemes: each draws one Linear layer's (W (fan_out, fan_in), b) from ``rng``, weights first.

@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from frameworks._errors import KitError, unknown
-from frameworks._params import init_params
+from frameworks._params import check_draw
 from frameworks._stage import Stage
 
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ def native_init(framework: str, nx: int, nh: int, ny: int, *, seed: int = 0) -> 
     """
     if framework not in FRAMEWORKS:
         raise unknown("framework", framework, FRAMEWORKS)
-    init_params(nx, nh, ny, seed=seed)  # the same checks of sizes and seed (it draws nothing large)
+    check_draw("native_init", nx, nh, ny, seed=seed)
     first = next(i for i in IMPLEMENTATIONS if i.startswith(f"{framework}/"))
     return get(first).stage.backend.native_init(int(nx), int(nh), int(ny), seed=int(seed))
 

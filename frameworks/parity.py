@@ -31,7 +31,7 @@ import numpy as np
 from frameworks import oracle
 from frameworks._batches import BatchOrder
 from frameworks._config import Device, DType, Precision, Reduction, TrainConfig
-from frameworks._data import load_dataset
+from frameworks._data import Dataset, load_dataset
 from frameworks._errors import KitError
 from frameworks._params import Params, init_params
 from frameworks._registry import get
@@ -44,11 +44,18 @@ from frameworks.tolerances import max_relative_error, relative_error, tolerance
 TENSORS = ("htilde", "h", "ytilde", "yhat", "loss", "Wy", "by", "Wh", "bh")
 
 
+def first_batch(dataset: Dataset, config: TrainConfig) -> tuple[Params, np.ndarray, np.ndarray, np.ndarray]:
+    """A run's initial parameters (its NumPy init scheme) and the first batch of its first epoch:
+    params, X, Y and the rows drawn."""
+    rows = BatchOrder(len(dataset.Xtrain), config.batch_size, seed=config.seed).next_epoch()[0]
+    params = init_params(dataset.nx, config.nh, dataset.ny, seed=config.seed, scheme=config.init)
+    return params, dataset.Xtrain[rows], dataset.Ytrain[rows], rows
+
+
 def lab_batch(*, seed: int = 0, batch_size: int = 10) -> tuple[Params, np.ndarray, np.ndarray]:
     """The lab's init and the first batch of its first epoch, on the shipped circles data."""
-    data = load_dataset("circles")
-    rows = BatchOrder(len(data.Xtrain), batch_size, seed=seed).next_epoch()[0]
-    return init_params(data.nx, 10, data.ny, seed=seed), data.Xtrain[rows], data.Ytrain[rows]
+    params, X, Y, _ = first_batch(load_dataset("circles"), TrainConfig(seed=seed, batch_size=batch_size))
+    return params, X, Y
 
 
 def gradient_table(

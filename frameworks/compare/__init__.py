@@ -40,7 +40,6 @@ from frameworks.compare._agreement import Agreement, agreement, describe, spread
 from frameworks.compare._explain import double_softmax_bound, explain
 from frameworks.compare._figures import draw_figures
 from frameworks.compare._report import (
-    first_batch,
     gradient_parity,
     markdown_table,
     result_rows,
@@ -60,7 +59,7 @@ from frameworks.compare._runs import (
 
 __all__ = [
     "REFERENCE", "Agreement", "Mode", "add_arguments", "agreement", "describe", "double_softmax_bound", "explain",
-    "first_batch", "gradient_parity", "markdown_table", "result_rows", "run", "seed_study", "spread", "train_all",
+    "gradient_parity", "markdown_table", "result_rows", "run", "seed_study", "spread", "train_all",
     "train_modes", "trap_modes",
 ]
 

@@ -8,13 +8,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from frameworks._batches import BatchOrder
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset
 from frameworks._errors import KitError
-from frameworks._params import Params, init_params
 from frameworks._registry import STAGES
 from frameworks._training import TrainResult
 from frameworks.compare._explain import explain
@@ -52,18 +48,11 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) ->
     return "\n".join(lines)
 
 
-def first_batch(dataset: Dataset, config: TrainConfig) -> tuple[Params, np.ndarray, np.ndarray, np.ndarray]:
-    """The lab's init for this run's network and the first batch of its first epoch: params, X, Y and the rows."""
-    rows = BatchOrder(len(dataset.Xtrain), config.batch_size, seed=config.seed).next_epoch()[0]
-    params = init_params(dataset.nx, config.nh, dataset.ny, seed=config.seed, scheme=config.init)
-    return params, dataset.Xtrain[rows], dataset.Ytrain[rows], rows
-
-
 def gradient_parity(dataset: Dataset, config: TrainConfig, implementations: Sequence[str]) -> dict[str, Any]:
     """The gradient tables (float64, float32; CPU) of ``implementations`` on this run's first batch."""
     from frameworks import parity
 
-    params, X, Y, rows = first_batch(dataset, config)
+    params, X, Y, rows = parity.first_batch(dataset, config)
     tables = [parity.gradient_table(params, X, Y, dtype=d, device="cpu", implementations=implementations)
               for d in ("float64", "float32")]
     batch = {"dataset": dataset.name, "nh": config.nh, "batch_size": config.batch_size, "seed": config.seed,
