@@ -47,7 +47,7 @@ def scope(config: TrainConfig) -> Iterator[None]:
 
     ``precision="highest"`` turns TF32 off for float32 matrix products (PyTorch needs nothing
     for float64). Both settings are process-global in PyTorch (JAX's precision is
-    thread-local): two threads running the kit with different precisions would race.
+    thread-local): two threads running PyTorch stages at the same time race on them.
     """
     matmul = torch.backends.cuda.matmul
     before, threads = matmul.fp32_precision, torch.get_num_threads()
