@@ -156,6 +156,9 @@ def check_params(params: Mapping[str, object]) -> Params:
             "params shapes disagree: expected Wh (nh, nx), bh (nh,), Wy (ny, nh), by (ny,); got "
             + ", ".join(f"{n} {out[n].shape}" for n in NAMES)
         )
+    if 0 in (*Wh.shape, Wy.shape[0]):
+        raise KitError(f"params have an empty layer: nx={Wh.shape[1]}, nh={nh}, ny={Wy.shape[0]}; each needs at "
+                       "least one unit.")
     for name, value in out.items():
         if not np.all(np.isfinite(value)):
             raise KitError(f"params[{name!r}] holds NaN or infinite values.")
