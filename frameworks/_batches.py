@@ -58,3 +58,22 @@ class BatchOrder:
     @state.setter
     def state(self, value: dict[str, Any]) -> None:
         self._rng.bit_generator.state = value
+
+
+# The dropout masks draw from a third stream of the seed, one generator an epoch (so a resumed run draws the
+# masks an uninterrupted one would, with no state to save).
+_MASKS = 2
+
+
+def dropout_masks(seed: int, epochs: range, batches: int, batch_size: int, widths: tuple[int, ...],
+                  rate: float) -> tuple[np.ndarray, ...]:
+    """The kit's dropout masks for ``epochs``: one bool array a hidden layer, (epochs, batches, batch_size,
+    width), True where a unit is kept (probability 1 - rate). Each epoch's generator is seeded by
+    (seed, 2, epoch) and draws, layer by layer, the masks of all its batches; every framework applies these
+    very masks, so dropout runs stay on one trajectory."""
+    per_layer: list[list[np.ndarray]] = [[] for _ in widths]
+    for epoch in epochs:
+        rng = np.random.default_rng((seed, _MASKS, epoch))
+        for k, width in enumerate(widths):
+            per_layer[k].append(rng.random((batches, batch_size, width)) >= rate)
+    return tuple(np.stack(masks) for masks in per_layer)

@@ -12,6 +12,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from frameworks._arch import Architecture, architecture
 from frameworks._errors import KitError, unknown
 
 DType = Literal["float32", "float64"]
@@ -25,6 +26,7 @@ LOSS_REDUCTIONS = ("mean", "sum")
 PRECISIONS = ("highest", "native")
 INITS = ("lab", "torch", "flax", "xavier", "he", "native")
 MODELS = ("lab", "double_softmax")
+DROPOUT_RNGS = ("kit", "native")
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,20 @@ class TrainConfig:
     """Settings of one training run (validated on construction; NumPy numbers are stored as Python ones).
 
     Attributes:
-      nh: hidden units.
+      nh: hidden units of the lab's one hidden layer (the shorthand for ``hidden=(nh,)``).
+      hidden: the hidden widths of a deeper network, e.g. ``(128, 64)``; empty (the default) for ``(nh,)``.
+        When given, ``nh`` is not used.
+      activation: the hidden activation, one name for every hidden layer or a tuple of one a layer:
+        "tanh" (the lab's), "relu", "leaky_relu" (slope 0.01), "sigmoid", "gelu" (exact, PyTorch's
+        default), "gelu_tanh" (the tanh approximation, Flax's default), "silu".
+      norm: None, or "layer": a LayerNorm (eps 1e-5, PyTorch's; with its affine weights) after each
+        hidden Linear, before the activation.
+      dropout: the dropout rate after each hidden activation while training (0: none). Inverted
+        dropout, as both libraries do it: kept units are scaled by 1 / (1 - dropout).
+      dropout_rng: "kit": the dropout masks are drawn once in NumPy from the seed (one a batch and a
+        layer, like the batch order) and applied by every implementation, which then stay on one
+        trajectory; "native": each framework draws its own masks with its own generator (module
+        stages only) -- a trap: the runs part at the first step.
       eta: learning rate of plain SGD.
       batch_size: rows per minibatch; the remainder of each epoch is dropped.
       epochs: passes over the training set.
@@ -71,6 +86,11 @@ class TrainConfig:
     """
 
     nh: int = 10
+    hidden: tuple[int, ...] = ()
+    activation: str | tuple[str, ...] = "tanh"
+    norm: Literal["layer"] | None = None
+    dropout: float = 0.0
+    dropout_rng: Literal["kit", "native"] = "kit"
     eta: float = 0.03
     batch_size: int = 10
     epochs: int = 150
@@ -118,6 +138,17 @@ class TrainConfig:
             )
         if not isinstance(self.fuse, bool):
             raise KitError(f"TrainConfig.fuse must be True or False, got {self.fuse!r}.")
+        if self.dropout_rng not in DROPOUT_RNGS:
+            raise unknown("TrainConfig.dropout_rng", self.dropout_rng, DROPOUT_RNGS)
+        self.arch  # noqa: B018 -- validates hidden, activation, norm and dropout
+
+    @property
+    def arch(self) -> Architecture:
+        """The network: ``hidden`` (or ``(nh,)``), the activations, the norm and the dropout rate."""
+        try:
+            return architecture(self.hidden or (self.nh,), self.activation, self.norm, self.dropout)
+        except KitError as err:
+            raise KitError(f"TrainConfig: {err}") from None
 
     def _store_numpy_numbers_as_python(self) -> None:
         """NumPy integers (and NumPy floats for ``eta``) become Python ones: the config stays hashable and
@@ -126,8 +157,21 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, numbers.Integral) and type(value) not in (bool, int):
                 object.__setattr__(self, name, int(value))
-        if isinstance(self.eta, numbers.Real) and type(self.eta) not in (bool, int, float):  # numpy.float64 too
-            object.__setattr__(self, "eta", float(self.eta))
+        for name in ("eta", "dropout"):
+            value = getattr(self, name)
+            if isinstance(value, numbers.Real) and type(value) not in (bool, int, float):  # numpy.float64 too
+                object.__setattr__(self, name, float(value))
+        if self.dropout == 0:
+            object.__setattr__(self, "dropout", 0.0)
+        # sequences as tuples (a list from JSON or a caller): the config stays hashable
+        if isinstance(self.hidden, (list, tuple)):
+            object.__setattr__(self, "hidden", tuple(int(w) if isinstance(w, numbers.Integral) and
+                                                     not isinstance(w, bool) else w for w in self.hidden))
+        if isinstance(self.activation, list):
+            object.__setattr__(self, "activation", tuple(self.activation))
+        if isinstance(self.activation, tuple) and len(set(self.activation)) == 1 \
+                and len(self.activation) == len(self.hidden or (self.nh,)):
+            object.__setattr__(self, "activation", self.activation[0])  # one name for all: stored once
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (and validated)."""

@@ -1,16 +1,19 @@
 """Canonical parameters: the one layout every implementation converts from and to.
 
 A dict of float64 NumPy arrays in the lab's notation and PyTorch's Linear
-layout (out x in): ``Wh`` (nh, nx), ``bh`` (nh,), ``Wy`` (ny, nh), ``by`` (ny,).
+layout (out x in): ``Wh`` (nh, nx), ``bh`` (nh,), ``Wy`` (ny, nh), ``by`` (ny,)
+for the lab's network; for deeper ones ``W1, b1, W2, ...`` and LayerNorm's
+``gamma, beta`` (``frameworks._arch``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from frameworks._arch import Architecture, infer
 from frameworks._errors import KitError, unknown
 
 Params = dict[str, np.ndarray]
@@ -22,21 +25,38 @@ ACTIVATION_COPIES = 4  # htilde, h, ytilde, yhat of each row, and as many gradie
 GIB = 2**30
 
 
-def init_params(nx: int, nh: int, ny: int, *, seed: int = 0, scheme: str = "lab") -> Params:
+def init_params(nx: int, nh: int | Sequence[int], ny: int, *, seed: int = 0, scheme: str = "lab",
+                norm: str | None = None) -> Params:
     """Initial weights drawn once in NumPy (float64), by default the lab's: weights ~ N(0, 0.3^2), biases zero.
 
     Every framework starts from these very numbers, converted to its own layout.
-    ``scheme`` names another draw of :data:`SCHEMES` (PyTorch's or Flax's default,
-    Xavier/Glorot, He), the same for every framework.
+    ``nh`` is the hidden width, or a sequence of them for a deeper network; ``scheme``
+    names another draw of :data:`SCHEMES` (PyTorch's or Flax's default, Xavier/Glorot,
+    He), the same for every framework. The Linear layers are drawn in order from one
+    generator; a LayerNorm (``norm="layer"``) starts as both libraries start it:
+    ``gamma`` ones, ``beta`` zeros.
     """
-    check_draw("init_params", nx, nh, ny, seed=seed)
+    hidden = (nh,) if not isinstance(nh, Sequence) else tuple(nh)
+    if not hidden:
+        raise KitError("init_params: nh must be a width or a non-empty sequence of widths.")
+    for width in hidden:
+        check_draw("init_params", nx, width, ny, seed=seed)
     if scheme not in SCHEMES:
         raise unknown("init scheme", scheme, SCHEMES)
+    check_memory(int(nx), tuple(int(w) for w in hidden), int(ny))
+    arch = Architecture(tuple(int(w) for w in hidden), ("tanh",) * len(hidden), norm)
     rng = np.random.default_rng(seed)
     draw = SCHEMES[scheme]
-    Wh, bh = draw(rng, nx, nh)
-    Wy, by = draw(rng, nh, ny)
-    return {"Wh": Wh, "bh": bh, "Wy": Wy, "by": by}
+    params: Params = {}
+    fan_in = int(nx)
+    for k, width in enumerate(arch.hidden):
+        names = arch.hidden_names(k)
+        params[names["W"]], params[names["b"]] = draw(rng, fan_in, width)
+        if norm:
+            params[names["gamma"]], params[names["beta"]] = np.ones(width), np.zeros(width)
+        fan_in = width
+    params["Wy"], params["by"] = draw(rng, fan_in, int(ny))
+    return params
 
 
 def check_draw(who: str, nx: object, nh: object, ny: object, *, seed: object) -> None:
@@ -92,25 +112,28 @@ TRUNCATED_STD = 0.87962566103423978
 SCHEMES = {"lab": _lab, "torch": _torch, "flax": _flax, "xavier": _xavier, "he": _he}
 
 
-def check_memory(nx: int, nh: int, ny: int, *, rows: int = 0) -> None:
+def check_memory(nx: int, nh: int | tuple[int, ...], ny: int, *, rows: int = 0) -> None:
     """Refuse a network whose float64 arrays cannot fit in this machine's physical memory.
 
-    The estimate counts the parameters (nh*nx + nh + ny*nh + ny floats) and their gradients, plus the
-    activations of ``rows`` rows (rows*(nh+ny) floats) a few times over for the backward pass: an estimate on the
-    low side of what training needs, so a refused size could not have run, and one clear line replaces NumPy's
-    ``MemoryError`` traceback. Where the OS does not report its memory, nothing is checked.
+    The estimate counts the parameters (the weights and biases of each Linear) and their gradients, plus the
+    activations of ``rows`` rows (rows * (sum of widths + ny) floats) a few times over for the backward pass:
+    an estimate on the low side of what training needs, so a refused size could not have run, and one clear line
+    replaces NumPy's ``MemoryError`` traceback. Where the OS does not report its memory, nothing is checked.
 
     Raises:
       KitError: the estimate exceeds the physical memory.
     """
-    params = nh * nx + nh + ny * nh + ny
-    need = FLOAT64_BYTES * (PARAM_COPIES * params + ACTIVATION_COPIES * rows * (nh + ny))
+    hidden = (nh,) if isinstance(nh, int) else nh
+    fans = (nx, *hidden, ny)
+    params = sum(fan_out * fan_in + fan_out for fan_in, fan_out in zip(fans[:-1], fans[1:]))
+    need = FLOAT64_BYTES * (PARAM_COPIES * params + ACTIVATION_COPIES * rows * (sum(hidden) + ny))
     have = physical_memory()
     if have is not None and need > have:
         of_rows, or_rows = (f" over {rows} rows", " or fewer rows") if rows else ("", "")
+        widths = f"nh={hidden[0]}" if len(hidden) == 1 else f"hidden={hidden}"
         raise KitError(
-            f"nx={nx}, nh={nh}, ny={ny}{of_rows} need about {need / GIB:,.1f} GiB of float64 arrays, more than "
-            f"this machine's {have / GIB:,.1f} GiB of memory; choose a smaller nh{or_rows} (the lab uses nh=10, "
+            f"nx={nx}, {widths}, ny={ny}{of_rows} need about {need / GIB:,.1f} GiB of float64 arrays, more than "
+            f"this machine's {have / GIB:,.1f} GiB of memory; choose smaller widths{or_rows} (the lab uses nh=10, "
             "100 for MNIST)."
         )
 
@@ -123,43 +146,43 @@ def physical_memory() -> int | None:
         return None
 
 
-def shapes(params: Mapping[str, np.ndarray]) -> tuple[int, int, int]:
-    """(nx, nh, ny) of canonical ``params``, after checking they are complete and consistent."""
+def widths(params: Mapping[str, np.ndarray]) -> tuple[int, tuple[int, ...], int]:
+    """(nx, hidden widths, ny) of canonical ``params``, after checking they are complete and consistent."""
     params = check_params(params)
-    nh, nx = params["Wh"].shape
-    return nx, nh, params["Wy"].shape[0]
+    depth, _ = infer(params)
+    hidden = tuple(params["Wh" if depth == 1 else f"W{k + 1}"].shape[0] for k in range(depth))
+    first = params["Wh" if depth == 1 else "W1"]
+    return first.shape[1], hidden, params["Wy"].shape[0]
 
 
 def check_params(params: Mapping[str, object]) -> Params:
-    """Validate canonical parameters and return them as float64 arrays."""
+    """Validate canonical parameters (of any depth, with or without LayerNorm) and return them as float64
+    arrays, in the order of the layers."""
     if not isinstance(params, Mapping):
-        raise KitError(f"params must be a dict with keys {NAMES}, got {type(params).__name__}.")
-    missing = [n for n in NAMES if n not in params]
-    extra = [n for n in params if n not in NAMES]
-    if missing or extra:
-        raise KitError(f"params must have exactly the keys {NAMES}; missing {missing}, unexpected {extra}.")
+        raise KitError(f"params must be a dict with keys {NAMES} (or W1, b1, ..., Wy, by), got "
+                       f"{type(params).__name__}.")
+    depth, norm = infer(params)
     out = {}
-    for name in NAMES:
+    for name in params:
         try:
             out[name] = np.array(params[name], dtype=np.float64)  # a copy: the caller's arrays stay as they are
         except (TypeError, ValueError) as err:
             raise KitError(f"params[{name!r}] is not a numeric array: {err}") from None
-    Wh, bh, Wy, by = (out[n] for n in NAMES)
-    if Wh.ndim != 2 or Wy.ndim != 2 or bh.ndim != 1 or by.ndim != 1:
-        raise KitError(
-            "params must be Wh (nh, nx), bh (nh,), Wy (ny, nh), by (ny,); got shapes "
-            + ", ".join(f"{n} {out[n].shape}" for n in NAMES)
-        )
-    nh = Wh.shape[0]
-    if bh.shape != (nh,) or Wy.shape[1] != nh or by.shape != (Wy.shape[0],):
-        raise KitError(
-            "params shapes disagree: expected Wh (nh, nx), bh (nh,), Wy (ny, nh), by (ny,); got "
-            + ", ".join(f"{n} {out[n].shape}" for n in NAMES)
-        )
-    if 0 in (*Wh.shape, Wy.shape[0]):
-        raise KitError(f"params have an empty layer: nx={Wh.shape[1]}, nh={nh}, ny={Wy.shape[0]}; each needs at "
-                       "least one unit.")
+    first = out["Wh" if depth == 1 else "W1"]
+    if first.ndim != 2 or out["Wy"].ndim != 2:
+        raise KitError("params must be Wh (nh, nx), bh (nh,), Wy (ny, nh), by (ny,); got shapes "
+                       + ", ".join(f"{n} {v.shape}" for n, v in out.items()))
+    hidden = tuple(out["Wh" if depth == 1 else f"W{k + 1}"].shape[0] for k in range(depth))
+    nx, ny = first.shape[1], out["Wy"].shape[0]
+    if 0 in (nx, *hidden, ny):
+        raise KitError(f"params have an empty layer: nx={nx}, widths {hidden}, ny={ny}; each needs at least one unit.")
+    arch = Architecture(hidden, ("tanh",) * depth, "layer" if norm else None)
+    expected = arch.shapes(nx, ny)
+    if any(out[n].shape != shape for n, shape in expected.items()):
+        lab = "Wh (nh, nx), bh (nh,), Wy (ny, nh), by (ny,)" if depth == 1 else "each W (out, in), b (out,)"
+        raise KitError(f"params shapes disagree: expected {lab}; got "
+                       + ", ".join(f"{n} {out[n].shape}" for n in arch.names))
     for name, value in out.items():
         if not np.all(np.isfinite(value)):
             raise KitError(f"params[{name!r}] holds NaN or infinite values.")
-    return out
+    return {name: out[name] for name in arch.names}

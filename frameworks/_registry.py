@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -23,7 +24,7 @@ from frameworks._params import check_draw
 from frameworks._stage import Stage
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     import numpy as np
 
@@ -215,16 +216,21 @@ def get(implementation_id: str) -> Implementation:
 _INSTANCES: dict[str, Implementation] = {}
 
 
-def native_init(framework: str, nx: int, nh: int, ny: int, *, seed: int = 0) -> Params:
+def native_init(framework: str, nx: int, nh: int | Sequence[int], ny: int, *, seed: int = 0,
+                norm: str | None = None) -> Params:
     """A framework's own default init, as canonical parameters (what ``TrainConfig(init="native")`` uses).
 
     "torch": ``nn.Linear``'s Kaiming-uniform weights and uniform biases
     (seeded by ``seed``; the caller's torch generators are left as they were);
     "jax": Flax ``nnx.Linear``'s LeCun-normal kernels and zero biases (``nnx.Rngs(seed)``).
+    ``nh`` is a width or a sequence of them; ``norm="layer"`` adds LayerNorm's unit and zero weights.
     """
     if framework not in FRAMEWORKS:
         raise unknown("framework", framework, FRAMEWORKS)
-    check_draw("native_init", nx, nh, ny, seed=seed)
+    hidden = tuple(nh) if isinstance(nh, Sequence) else (nh,)
+    for width in hidden or (0,):
+        check_draw("native_init", nx, width, ny, seed=seed)
     first = next(i for i in IMPLEMENTATIONS if i.startswith(f"{framework}/"))
-    return get(first).stage.backend.native_init(int(nx), int(nh), int(ny), seed=int(seed))
+    widths = int(hidden[0]) if len(hidden) == 1 else tuple(int(w) for w in hidden)
+    return get(first).stage.backend.native_init(int(nx), widths, int(ny), seed=int(seed), norm=norm)
 

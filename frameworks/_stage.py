@@ -4,11 +4,13 @@ A stage module reads as the lab's lesson, top to bottom, and ends with one
 value, ``STAGE = Stage(...)``, naming the functions the kit calls:
 
     load(params, config, device) -> state        canonical float64 params into the stage's own state
-    step(config) -> (state, X, Y) -> state        one update on a batch (pure for JAX: jitted and scanned)
-    evaluate(state, X, Y) -> (loss, acc)          mean loss and accuracy
-    gradients(state, X, Y, *, reduction)          the batch's mean loss and the gradients of the stage's own
-                                                  mechanism (canonical keys Wh, bh, Wy, by)
-    trace(state, X) -> {htilde, h, ytilde, yhat}  the forward's intermediates (first divergence)
+    step(config) -> (state, X, Y, masks) -> state one update on a batch (pure for JAX: jitted and scanned);
+                                                  masks: the kit's dropout masks, () without dropout
+    evaluate(state, X, Y) -> (loss, acc)          mean loss and accuracy (no dropout)
+    gradients(state, X, Y, *, reduction, masks)   the batch's mean loss and the gradients of the stage's own
+                                                  mechanism (canonical keys: Wh, bh, Wy, by for the lab's net)
+    trace(state, X) -> {htilde, h, ytilde, yhat}  the forward's intermediates (first divergence; a deeper
+                                                  network's are named layers.{i}.{kind})
     export(state) -> params                       canonical float64 parameters
 
 plus its framework's ``backend`` (devices, dtypes, precision, the epoch loop: :class:`Backend`).
@@ -56,7 +58,8 @@ class Backend(Protocol):
 
     def to_numpy(self, x: Any) -> np.ndarray: ...
 
-    def native_init(self, nx: int, nh: int, ny: int, *, seed: int) -> Params: ...
+    def native_init(self, nx: int, nh: int | tuple[int, ...], ny: int, *, seed: int, norm: str | None = None
+                    ) -> Params: ...
 
     def epoch_runner(self, step: Callable[..., Any], evaluate: Callable[..., Any] | None, *, fuse: bool,
                      placement: Any = None) -> Callable[..., tuple[Any, Any]]: ...

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from frameworks._batches import BatchOrder
+from frameworks._arch import Architecture
+from frameworks._batches import BatchOrder, dropout_masks
 from frameworks._checkpoint import Checkpoint, fingerprint, load_checkpoint, save_checkpoint
 from frameworks._config import Device, DType, Precision, Reduction, TrainConfig
 from frameworks._data import Dataset, check_features, check_labels
 from frameworks._errors import KitError
-from frameworks._params import NAMES, Params, check_memory, check_params, init_params
+from frameworks._params import Params, check_memory, check_params, init_params, widths
 from frameworks._registry import MODULE_STAGES
 from frameworks._stage import Stage, place
 
@@ -74,12 +75,27 @@ def check_batch(params: Mapping[str, Any], X: Any, Y: Any) -> tuple[Params, np.n
     """Validated canonical ``params`` and a batch ``X`` (B, nx), ``Y`` (B, ny) that fits them."""
     params = check_params(params)
     X = check_features(X, "X")
-    nh, nx = params["Wh"].shape
-    ny = params["Wy"].shape[0]
+    nx, _, ny = widths(params)
     if X.shape[1] != nx:
-        raise KitError(f"X has {X.shape[1]} features but the parameters expect nx={nx} (Wh is {params['Wh'].shape}).")
+        first = next(iter(params))
+        raise KitError(f"X has {X.shape[1]} features but the parameters expect nx={nx} ({first} is "
+                       f"{params[first].shape}).")
     Y = check_labels(Y, "Y", rows=len(X), ny=ny)
     return params, X, Y
+
+
+def check_architecture(params: Params, config: TrainConfig) -> None:
+    """The parameters are those of ``config``'s network: its widths, and LayerNorm's weights when it has one."""
+    _, hidden, _ = widths(params)
+    arch = config.arch
+    has_norm = any(name.startswith("gamma") for name in params)
+    if hidden != arch.hidden or has_norm != bool(arch.norm):
+        given = f"nh={hidden[0]}" if len(hidden) == 1 else f"hidden={hidden}"
+        wanted = f"config.nh={arch.hidden[0]}" if len(arch.hidden) == 1 and not config.hidden else \
+            f"config.hidden={arch.hidden}"
+        norms = f" ({'with' if has_norm else 'without'} LayerNorm weights, config.norm={arch.norm!r})" \
+            if has_norm != bool(arch.norm) else ""
+        raise KitError(f"params have {given}{norms} but {wanted}.")
 
 
 def gradients(
@@ -93,21 +109,42 @@ def gradients(
     loss_reduction: Reduction = "mean",
     precision: Precision = "highest",
     devices: int = 1,
+    activation: str | tuple[str, ...] = "tanh",
+    dropout: float = 0.0,
+    masks: tuple[np.ndarray, ...] = (),
 ) -> tuple[float, Params]:
     """Mean loss of a batch and its gradients by ``impl``'s own mechanism, canonical float64.
 
     ``loss_reduction="sum"`` differentiates the summed loss; ``devices=N`` splits
-    the batch over N devices (data parallelism, JAX).
+    the batch over N devices (data parallelism, JAX). The network is the one ``params``
+    describe (widths, LayerNorm), with ``activation``; with ``dropout``, ``masks`` are the
+    kept units (bool, one (B, width) array a hidden layer).
     """
     params, X, Y = check_batch(params, X, Y)
+    _, hidden, _ = widths(params)
     config = TrainConfig(
-        nh=params["Wh"].shape[0], dtype=dtype, device=device, loss_reduction=loss_reduction, precision=precision,
+        hidden=hidden, activation=activation, norm="layer" if "gamma" in params or "gamma1" in params else None,
+        dropout=dropout, dtype=dtype, device=device, loss_reduction=loss_reduction, precision=precision,
         devices=devices, batch_size=len(X),
     )
+    masks = _check_masks(masks, config.arch, len(X))
     stage = impl.stage
-    with place(stage, config, params, X, Y, batch=True) as run:
-        L, grads = stage.gradients(run.state, *run.data, reduction=loss_reduction)
-        return float(L), {name: stage.backend.to_numpy(grads[name]) for name in NAMES}
+    with place(stage, config, params, X, Y, *masks, batch=True) as run:
+        L, grads = stage.gradients(run.state, *run.data[:2], reduction=loss_reduction, masks=run.data[2:])
+        return float(L), {name: stage.backend.to_numpy(grads[name]) for name in params}
+
+
+def _check_masks(masks: tuple[np.ndarray, ...], arch: Architecture, rows: int) -> tuple[np.ndarray, ...]:
+    if not arch.dropout:
+        if len(masks):
+            raise KitError("masks given without dropout; set dropout to the rate they were drawn with.")
+        return ()
+    masks = tuple(np.asarray(m) for m in masks)
+    shapes = tuple((rows, w) for w in arch.hidden)
+    if tuple(m.shape for m in masks) != shapes or any(m.dtype != bool for m in masks):
+        raise KitError(f"dropout needs masks: one bool array a hidden layer, shapes {shapes}; got "
+                       f"{[(m.shape, str(m.dtype)) for m in masks]}.")
+    return masks
 
 
 def runner(stage: Stage, config: TrainConfig, placement: Any, *, metrics: bool = True) -> Callable[..., Any]:
@@ -168,12 +205,22 @@ def fit(
                            "resume it on the same dataset (--dataset).")
         params = resume.params
     elif params is None:
-        check_memory(dataset.nx, config.nh, dataset.ny, rows=len(dataset.Xtrain) + len(dataset.Xtest))
+        check_memory(dataset.nx, config.arch.hidden, dataset.ny, rows=len(dataset.Xtrain) + len(dataset.Xtest))
         params = initial_params(stage, config, dataset.nx, dataset.ny)
     params, _, _ = check_batch(params, dataset.Xtrain[:1], dataset.Ytrain[:1])
-    if params["Wh"].shape[0] != config.nh:
-        raise KitError(f"params have nh={params['Wh'].shape[0]} hidden units but config.nh={config.nh}.")
+    check_architecture(params, config)
+    native_dropout = bool(config.dropout) and config.dropout_rng == "native"
+    if native_dropout and not stage.has_model:
+        raise KitError(f"dropout_rng='native' draws the masks in the model's Dropout layers; {impl.id} has none. "
+                       f"Use one of {MODULE_STAGES}, or dropout_rng='kit'.")
     order = BatchOrder(len(dataset.Xtrain), config.batch_size, seed=config.seed)
+
+    def masks_of(epochs: range) -> tuple[np.ndarray, ...]:
+        if not config.dropout or native_dropout:
+            return ()
+        return dropout_masks(config.seed, epochs, order.batches_per_epoch, config.batch_size, config.arch.hidden,
+                             config.dropout)
+
     result = TrainResult(impl.id, config, params)
     first_epoch = 0
     if resume is not None:
@@ -195,11 +242,14 @@ def fit(
             from tqdm.auto import tqdm
 
             bar = tqdm(total=config.epochs, initial=first_epoch, desc=impl.id, unit="epoch", leave=False)
+        mask_bytes = order.batches_per_epoch * config.batch_size * sum(config.arch.hidden) if config.dropout else 0
         for chunk in _chunks(first_epoch, config.epochs, progress=progress,
-                             checkpoint_every=checkpoint_every if checkpoint is not None else None):
+                             checkpoint_every=checkpoint_every if checkpoint is not None else None,
+                             most=max(1, MASK_BYTES // mask_bytes) if mask_bytes else None):
             batches = order.epochs(chunk)
+            masks = masks_of(range(result.epochs_done, result.epochs_done + chunk))
             chunk_start = result.params
-            state, metrics = run(state, data, batches)
+            state, metrics = run(state, data, batches, masks)
             finite = [all(math.isfinite(m) for m in epoch) for epoch in metrics]
             done = finite.index(False) if not all(finite) else chunk
             for epoch in metrics[:done]:
@@ -209,7 +259,7 @@ def fit(
                 result.diverged = result.epochs_done + 1
                 if done:
                     replay = stage.load(chunk_start, config, device)
-                    result.params = stage.export(run(replay, data, batches[:done])[0])
+                    result.params = stage.export(run(replay, data, batches[:done], tuple(m[:done] for m in masks))[0])
                 warnings.warn(
                     f"{impl.id}: the loss became NaN or infinite at epoch {result.diverged}; training stopped "
                     f"there. The result keeps the parameters and history of epoch {result.diverged - 1} "
@@ -232,19 +282,28 @@ def fit(
 def initial_params(stage: Stage, config: TrainConfig, nx: int, ny: int) -> Params:
     """The draw ``config.init`` names: a NumPy scheme of :data:`frameworks._params.SCHEMES`, or, for
     "native", the stage's framework's own default initializer."""
+    arch = config.arch
     if config.init == "native":
-        return stage.backend.native_init(nx, config.nh, ny, seed=config.seed)
-    return init_params(nx, config.nh, ny, seed=config.seed, scheme=config.init)
+        return stage.backend.native_init(nx, arch.hidden, ny, seed=config.seed, norm=arch.norm)
+    return init_params(nx, arch.hidden, ny, seed=config.seed, scheme=config.init, norm=arch.norm)
 
 
-def _chunks(first: int, last: int, *, progress: bool, checkpoint_every: int | None) -> list[int]:
+#: The most bytes of dropout masks one call of the runner takes (a longer run is cut into chunks).
+MASK_BYTES = 2**27
+
+
+def _chunks(first: int, last: int, *, progress: bool, checkpoint_every: int | None, most: int | None = None
+            ) -> list[int]:
     """How many epochs each call of the runner takes: all at once unless a progress bar or
-    checkpoints need the run back on the host sooner (the JAX runner fuses a chunk into one call)."""
+    checkpoints need the run back on the host sooner (the JAX runner fuses a chunk into one call),
+    or the dropout masks of the whole run would take more than ``most`` epochs' worth of memory."""
     size = last - first
     if checkpoint_every is not None:
         size = checkpoint_every
     elif progress:
         size = max(1, -(-(last - first) // 50))
+    if most is not None and checkpoint_every is None:
+        size = min(size, most)
     size = max(size, 1)
     chunks, epoch = [], first
     while epoch < last:

@@ -19,6 +19,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from frameworks import convert
+from frameworks._arch import Architecture
 from frameworks._config import TrainConfig
 from frameworks._errors import KitError
 from frameworks._params import Params
@@ -112,13 +113,19 @@ def from_canonical(params: Params, dtype: str, device: jax.Device | None) -> dic
     return {name: asarray(value, dtype, device or resolve_device(None)) for name, value in params.items()}
 
 
-def native_init(nx: int, nh: int, ny: int, *, seed: int) -> Params:
-    """Flax's own default init (``nnx.Linear``: LeCun-normal kernels, zero biases)."""
+def native_init(nx: int, nh: int | tuple[int, ...], ny: int, *, seed: int, norm: str | None = None) -> Params:
+    """Flax's own default init (``nnx.Linear``: LeCun-normal kernels, zero biases; ``nnx.LayerNorm``: unit
+    scale, zero bias), one ``Linear`` a layer drawn in order from ``nnx.Rngs(seed)``."""
     from flax import nnx
 
-    rngs = nnx.Rngs(seed)
-    model = nnx.Sequential(nnx.Linear(nx, nh, rngs=rngs), nnx.tanh, nnx.Linear(nh, ny, rngs=rngs))
-    return convert.from_flax_params(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+    hidden = (nh,) if isinstance(nh, int) else tuple(nh)
+    arch = Architecture(hidden, ("tanh",) * len(hidden), norm)
+    rngs, layers = nnx.Rngs(seed), []
+    for fan_in, fan_out in zip((nx, *hidden), hidden):
+        layers += [nnx.Linear(fan_in, fan_out, rngs=rngs), *([nnx.LayerNorm(fan_out, rngs=rngs)] if norm else []),
+                   nnx.tanh]
+    model = nnx.Sequential(*layers, nnx.Linear(hidden[-1], ny, rngs=rngs))
+    return convert.from_flax_params(nnx.to_pure_dict(nnx.state(model, nnx.Param)), arch=arch)
 
 
 Step = Callable[[Any, jax.Array, jax.Array], Any]
@@ -127,8 +134,10 @@ Evaluate = Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
 def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
                  placement: jax.Device | NamedSharding | None = None) -> Callable:
-    """``run(state, data, batches) -> (state, metrics)``: epochs of the pure ``step`` in the shared
-    batch order, ``batches`` shaped (epochs, batches_per_epoch, batch_size); after each epoch the
+    """``run(state, data, batches, masks=()) -> (state, metrics)``: epochs of the pure ``step`` in the shared
+    batch order, ``batches`` shaped (epochs, batches_per_epoch, batch_size), with the kit's dropout
+    ``masks`` (one bool array a hidden layer, (epochs, batches_per_epoch, batch_size, width); none
+    without dropout) given to each step; after each epoch the
     loss and accuracy on the train and test sets (``metrics``, a list of 4 floats an epoch; None
     when ``evaluate`` is None, for timing the steps alone).
 
@@ -156,33 +165,35 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
 
     if fuse:
 
-        def epoch(state: Any, data: tuple[jax.Array, ...], rows_of_epoch: jax.Array) -> tuple[Any, Any]:
+        def epoch(state: Any, data: tuple[jax.Array, ...], xs: tuple[jax.Array, tuple]) -> tuple[Any, Any]:
             Xtrain, Ytrain = data[:2]
 
-            def body(state: Any, rows: jax.Array) -> tuple[Any, None]:
-                return step(state, batch(Xtrain, rows), batch(Ytrain, rows)), None
+            def body(state: Any, x: tuple[jax.Array, tuple]) -> tuple[Any, None]:
+                rows, masks = x
+                return step(state, batch(Xtrain, rows), batch(Ytrain, rows), masks), None
 
-            state, _ = jax.lax.scan(body, state, rows_of_epoch)
+            state, _ = jax.lax.scan(body, state, xs)
             return state, metrics_of(state, data)
 
         @jax.jit
-        def fused(state: Any, data: tuple[jax.Array, ...], batches: jax.Array) -> tuple[Any, Any]:
-            return jax.lax.scan(lambda state, rows: epoch(state, data, rows), state, batches)
+        def fused(state: Any, data: tuple[jax.Array, ...], batches: jax.Array, masks: tuple) -> tuple[Any, Any]:
+            return jax.lax.scan(lambda state, xs: epoch(state, data, xs), state, (batches, masks))
 
-        def run(state: Any, data: tuple[jax.Array, ...], batches: np.ndarray) -> tuple[Any, Any]:
-            state, metrics = fused(state, data, np.asarray(batches, dtype=np.int32))
+        def run(state: Any, data: tuple[jax.Array, ...], batches: np.ndarray, masks: tuple = ()) -> tuple[Any, Any]:
+            state, metrics = fused(state, data, np.asarray(batches, dtype=np.int32), tuple(masks))
             return state, to_host(metrics)
 
         return run
 
-    step_on_rows = jax.jit(lambda state, X, Y, rows: step(state, batch(X, rows), batch(Y, rows)))
+    step_on_rows = jax.jit(lambda state, X, Y, rows, masks: step(state, batch(X, rows), batch(Y, rows), masks))
     jitted_metrics = jax.jit(metrics_of)
 
-    def run_stepwise(state: Any, data: tuple[jax.Array, ...], batches: np.ndarray) -> tuple[Any, Any]:
+    def run_stepwise(state: Any, data: tuple[jax.Array, ...], batches: np.ndarray, masks: tuple = ()) -> tuple[
+            Any, Any]:
         metrics = []
-        for rows_of_epoch in np.asarray(batches, dtype=np.int32):
-            for rows in rows_of_epoch:
-                state = step_on_rows(state, data[0], data[1], rows)
+        for e, rows_of_epoch in enumerate(np.asarray(batches, dtype=np.int32)):
+            for i, rows in enumerate(rows_of_epoch):
+                state = step_on_rows(state, data[0], data[1], rows, tuple(m[e, i] for m in masks))
             metrics.append(jitted_metrics(state, data))
         return state, to_host(metrics)
 

@@ -15,21 +15,23 @@ from functools import partial
 
 import jax
 
+from frameworks._arch import LAB, Architecture
 from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.jax_stages import _backend as backend
-from frameworks.jax_stages.stage1_manual import evaluate, export, forward, loss_accuracy, trace  # stage 1's
+from frameworks.jax_stages.stage1_manual import Net, evaluate, export, forward, loss_accuracy, trace  # stage 1's
 
 
-def load(params: Params, config: TrainConfig, device: jax.Device | None = None) -> dict:
+def load(params: Params, config: TrainConfig, device: jax.Device | None = None) -> Net:
     """The kit's canonical parameters as arrays (JAX needs no ``requires_grad``)."""
-    return backend.from_canonical(params, config.dtype, device)
+    return Net(backend.from_canonical(params, config.dtype, device), config.arch)
 
 
-def loss(params: dict, X: jax.Array, Y: jax.Array, reduction: str = "mean") -> tuple[jax.Array, jax.Array]:
+def loss(params: dict, X: jax.Array, Y: jax.Array, reduction: str = "mean", arch: Architecture = LAB,
+         masks: tuple = ()) -> tuple[jax.Array, jax.Array]:
     """The loss to differentiate (mean, or summed as in the cheat-sheet), and the mean loss as aux."""
-    _, outputs = forward(params, X)
+    _, outputs = forward(params, X, arch, masks)
     L, _ = loss_accuracy(outputs["ytilde"], Y)
     return (L if reduction == "mean" else L * Y.shape[0]), L
 
@@ -40,18 +42,18 @@ def sgd(params: dict, grads: dict, eta: float) -> dict:
 
 
 @partial(jax.jit, static_argnames="reduction")
-def gradients(params: dict, X: jax.Array, Y: jax.Array, *, reduction: str) -> tuple[jax.Array, dict]:
+def gradients(net: Net, X: jax.Array, Y: jax.Array, *, reduction: str, masks: tuple = ()) -> tuple[jax.Array, dict]:
     """The mean loss of a batch and the gradients ``jax.value_and_grad`` returns."""
-    (_, L), grads = jax.value_and_grad(loss, has_aux=True)(params, X, Y, reduction)
+    (_, L), grads = jax.value_and_grad(loss, has_aux=True)(net.params, X, Y, reduction, net.arch, masks)
     return L, grads
 
 
-def make_step(config: TrainConfig) -> Callable[[dict, jax.Array, jax.Array], dict]:
+def make_step(config: TrainConfig) -> Callable[..., Net]:
     """One training step: the gradients by ``jax.value_and_grad``, then gradient descent."""
 
-    def step(params: dict, X: jax.Array, Y: jax.Array) -> dict:
-        _, grads = gradients(params, X, Y, reduction=config.loss_reduction)
-        return sgd(params, grads, config.eta)
+    def step(net: Net, X: jax.Array, Y: jax.Array, masks: tuple = ()) -> Net:
+        _, grads = gradients(net, X, Y, reduction=config.loss_reduction, masks=masks)
+        return Net(sgd(net.params, grads, config.eta), net.arch)
 
     return step
 

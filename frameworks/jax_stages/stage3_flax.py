@@ -13,6 +13,11 @@ Two differences from PyTorch, both handled here:
   is split once into a static ``graphdef`` and a pytree of ``params``
   (``nnx.split``), and merged back inside the traced function. The hot loop
   then pays no Python overhead per step.
+
+A deeper network is the same ``Sequential``, longer (``nnx.LayerNorm``, the
+activation, ``nnx.Dropout``, a hidden layer at a time). Two of Flax's defaults
+are not PyTorch's and are set here: GELU exact (``approximate=False``) and
+LayerNorm's eps 1e-5, with PyTorch's way of computing the variance.
 """
 
 from __future__ import annotations
@@ -27,29 +32,55 @@ import optax
 from flax import nnx, struct
 
 from frameworks import convert
+from frameworks._arch import LAB, LAYER_NORM_EPS, LEAKY_SLOPE, Architecture
 from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.jax_stages import _backend as backend
 
+#: Each activation as Flax applies it: GELU made exact (Flax's default is the tanh form).
+ACTIVATIONS = {"tanh": nnx.tanh, "relu": nnx.relu, "leaky_relu": partial(nnx.leaky_relu, negative_slope=LEAKY_SLOPE),
+               "sigmoid": nnx.sigmoid, "gelu": partial(nnx.gelu, approximate=False),
+               "gelu_tanh": partial(nnx.gelu, approximate=True), "silu": nnx.silu}
 
-def init_model(params: Params, *, dtype: str = "float32", model: str = "lab") -> nnx.Sequential:
-    """The MLP, loaded with the kit's canonical parameters."""
-    nh, nx = params["Wh"].shape
-    ny = params["Wy"].shape[0]
+
+def init_model(params: Params, *, dtype: str = "float32", model: str = "lab", arch: Architecture = LAB,
+               dropout_seed: int | None = None) -> nnx.Sequential:
+    """The MLP, loaded with the kit's canonical parameters. ``dropout_seed``: each ``Dropout`` draws its own
+    masks from Flax's generator seeded by it (None: the kit gives the masks, the layers stay deterministic)."""
+    widths = [params["Wh" if arch.depth == 1 else f"W{k + 1}"].shape for k in range(arch.depth)]
     rngs, jdtype = nnx.Rngs(0), backend.jax_dtype(dtype)  # the random init is overwritten below
-    layers: list[Callable[..., Any]] = [
-        nnx.Linear(nx, nh, dtype=jdtype, param_dtype=jdtype, rngs=rngs),
-        nnx.tanh,
-        nnx.Linear(nh, ny, dtype=jdtype, param_dtype=jdtype, rngs=rngs),
-    ]
+    layers: list[Callable[..., Any]] = []
+    for (nh, nin), f in zip(widths, arch.activations):
+        layers.append(nnx.Linear(nin, nh, dtype=jdtype, param_dtype=jdtype, rngs=rngs))
+        if arch.norm:
+            layers.append(nnx.LayerNorm(nh, epsilon=LAYER_NORM_EPS, use_fast_variance=False, dtype=jdtype,
+                                        param_dtype=jdtype, rngs=rngs))
+        layers.append(ACTIVATIONS[f])
+        if arch.dropout:
+            layers.append(nnx.Dropout(arch.dropout, deterministic=dropout_seed is None,
+                                      rngs=None if dropout_seed is None else nnx.Rngs(dropout=dropout_seed)))
+    ny, nh = params["Wy"].shape
+    layers.append(nnx.Linear(nh, ny, dtype=jdtype, param_dtype=jdtype, rngs=rngs))
     if model == "double_softmax":
         layers.append(jax.nn.softmax)  # the trap: the loss softmaxes again
     mlp = nnx.Sequential(*layers)
     state = nnx.state(mlp, nnx.Param)
-    nnx.replace_by_pure_dict(state, jax.tree.map(lambda a: jnp.asarray(a, jdtype), convert.to_flax_params(params)))
+    flax_params = convert.to_flax_params(params, arch=arch)
+    nnx.replace_by_pure_dict(state, jax.tree.map(lambda a: jnp.asarray(a, jdtype), flax_params))
     nnx.update(mlp, state)
     return mlp
+
+
+def logits(model: nnx.Sequential, X: jax.Array, masks: tuple = ()) -> jax.Array:
+    """``model(X)``; given the kit's dropout masks, each ``Dropout`` layer applies the next one instead of
+    drawing its own (the same inverted scaling, 1 / (1 - rate))."""
+    if not masks:
+        return model(X)
+    keep = iter(masks)
+    for layer in model.layers:
+        X = X * next(keep) / (1 - layer.rate) if isinstance(layer, nnx.Dropout) else layer(X)
+    return X
 
 
 def loss_accuracy(Ytilde: jax.Array, Y: jax.Array, *, reduction: str = "mean") -> tuple[jax.Array, jax.Array]:
@@ -62,31 +93,45 @@ def loss_accuracy(Ytilde: jax.Array, Y: jax.Array, *, reduction: str = "mean") -
 
 @struct.dataclass
 class State:
-    """The model split for jit: the static ``graphdef`` and the ``params`` pytree."""
+    """The model split for jit: the static ``graphdef``, the ``params`` pytree and ``rngs``, the state of
+    the Dropout layers' own generators (empty unless ``dropout_rng="native"``)."""
 
     graphdef: Any = struct.field(pytree_node=False)
     params: nnx.State
+    rngs: nnx.State
+    arch: Architecture = struct.field(pytree_node=False, default=LAB)
+
+
+def split(config: TrainConfig, params: Params, device: jax.Device | None) -> tuple[Any, nnx.State, nnx.State]:
+    """The config's model, split once into ``graphdef``, ``params`` (on ``device``) and the rest (``rngs``)."""
+    native = config.dropout_rng == "native" and config.dropout
+    model = init_model(params, dtype=config.dtype, model=config.model, arch=config.arch,
+                       dropout_seed=config.seed if native else None)
+    graphdef, flax_params, rngs = nnx.split(model, nnx.Param, ...)
+    return graphdef, jax.device_put(flax_params, device), jax.device_put(rngs, device)
 
 
 def load(params: Params, config: TrainConfig, device: jax.Device | None = None) -> State:
     """The kit's canonical parameters as the model, split once into ``graphdef`` and ``params``."""
-    graphdef, flax_params = nnx.split(init_model(params, dtype=config.dtype, model=config.model), nnx.Param)
-    return State(graphdef, jax.device_put(flax_params, device))
+    return State(*split(config, params, device), config.arch)
 
 
-def loss(params: nnx.State, graphdef: Any, X: jax.Array, Y: jax.Array, reduction: str) -> tuple[jax.Array, jax.Array]:
-    """The loss to differentiate: the model merged back inside the traced function; the mean loss as aux."""
-    model = nnx.merge(graphdef, params)
-    Ytilde = model(X)
+def loss(params: nnx.State, state: State, X: jax.Array, Y: jax.Array, reduction: str, masks: tuple = ()) -> tuple[
+        jax.Array, tuple[jax.Array, nnx.State]]:
+    """The loss to differentiate: the model merged back inside the traced function; the mean loss and the
+    Dropout generators' new state as aux."""
+    model = nnx.merge(state.graphdef, params, state.rngs)
+    Ytilde = logits(model, X, masks)
     L, _ = loss_accuracy(Ytilde, Y, reduction=reduction)
-    return L, loss_accuracy(Ytilde, Y)[0]
+    return L, (loss_accuracy(Ytilde, Y)[0], nnx.state(model, nnx.Not(nnx.Param)))
 
 
 @partial(jax.jit, static_argnames="reduction")
-def grads_of(state: State, X: jax.Array, Y: jax.Array, *, reduction: str) -> tuple[jax.Array, nnx.State]:
-    """The mean loss and the gradients, a pytree shaped like ``state.params``."""
-    (_, L), grads = jax.value_and_grad(loss, has_aux=True)(state.params, state.graphdef, X, Y, reduction)
-    return L, grads
+def grads_of(state: State, X: jax.Array, Y: jax.Array, *, reduction: str, masks: tuple = ()) -> tuple[
+        jax.Array, nnx.State, nnx.State]:
+    """The mean loss, the gradients (a pytree shaped like ``state.params``) and the generators' new state."""
+    (_, (L, rngs)), grads = jax.value_and_grad(loss, has_aux=True)(state.params, state, X, Y, reduction, masks)
+    return L, grads, rngs
 
 
 def sgd(params: nnx.State, grads: nnx.State, eta: float) -> nnx.State:
@@ -94,44 +139,49 @@ def sgd(params: nnx.State, grads: nnx.State, eta: float) -> nnx.State:
     return jax.tree.map(lambda p, g: p - eta * g, params, grads)
 
 
-def make_step(config: TrainConfig) -> Callable[[State, jax.Array, jax.Array], State]:
+def make_step(config: TrainConfig) -> Callable[..., State]:
     """One training step: the gradients of the merged model, then gradient descent."""
 
-    def step(state: State, X: jax.Array, Y: jax.Array) -> State:
-        _, grads = grads_of(state, X, Y, reduction=config.loss_reduction)
-        return State(state.graphdef, sgd(state.params, grads, config.eta))
+    def step(state: State, X: jax.Array, Y: jax.Array, masks: tuple = ()) -> State:
+        _, grads, rngs = grads_of(state, X, Y, reduction=config.loss_reduction, masks=masks)
+        return State(state.graphdef, sgd(state.params, grads, config.eta), rngs, state.arch)
 
     return step
 
 
 def evaluate(state: State, X: jax.Array, Y: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Mean loss and accuracy of a whole set."""
-    return loss_accuracy(nnx.merge(state.graphdef, state.params)(X), Y)
+    """Mean loss and accuracy of a whole set (in evaluation mode: no dropout)."""
+    model = nnx.merge(state.graphdef, state.params, state.rngs)
+    model.eval()
+    return loss_accuracy(model(X), Y)
 
 
 def trace(state: State, X: jax.Array) -> dict:
-    """The intermediates, layer by layer (for the first-divergence view)."""
-    linear_h, tanh, linear_y = nnx.merge(state.graphdef, state.params).layers[:3]
-    htilde = linear_h(X)
-    h = tanh(htilde)
-    ytilde = linear_y(h)
-    return {"X": X, "htilde": htilde, "h": h, "ytilde": ytilde, "yhat": jax.nn.softmax(ytilde, axis=1)}
+    """The intermediates, layer by layer (for the first-divergence view), in evaluation mode."""
+    model = nnx.merge(state.graphdef, state.params, state.rngs)
+    outputs, h = [], X
+    for layer in model.layers[:len(state.arch.trace_names)]:
+        h = h if isinstance(layer, nnx.Dropout) else layer(h)  # dropout is the identity in evaluation
+        outputs.append(h)
+    ytilde = outputs[-1]
+    return {"X": X, **dict(zip(state.arch.trace_names, outputs)), "yhat": jax.nn.softmax(ytilde, axis=1)}
 
 
-def canonical(flax_params: nnx.State) -> Params:
+def canonical(flax_params: nnx.State, arch: Architecture = LAB) -> Params:
     """Parameters (or gradients) of the model in the canonical layout."""
-    return convert.from_flax_params(nnx.to_pure_dict(flax_params), check=False)
+    return convert.from_flax_params(nnx.to_pure_dict(flax_params), check=False, arch=arch)
 
 
-def gradients(state: State, X: jax.Array, Y: jax.Array, *, reduction: str) -> tuple[jax.Array, Params]:
+def gradients(state: State, X: jax.Array, Y: jax.Array, *, reduction: str, masks: tuple = ()) -> tuple[
+        jax.Array, Params]:
     """The mean loss of a batch and its gradients, in the canonical layout."""
-    L, grads = grads_of(state, X, Y, reduction=reduction)
-    return L, canonical(grads)
+    L, grads, _ = grads_of(state, X, Y, reduction=reduction, masks=masks)
+    return L, canonical(grads, state.arch)
 
 
 def export(state: State) -> Params:
     """The model's parameters as canonical float64 NumPy arrays."""
-    return canonical(state.params)
+    return canonical(state.params, state.arch)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -17,11 +17,12 @@ import jax
 import optax
 from flax import nnx, struct
 
+from frameworks._arch import LAB, Architecture
 from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.jax_stages import _backend as backend
-from frameworks.jax_stages.stage3_flax import canonical, evaluate, gradients, grads_of, init_model, trace  # stage 3's
+from frameworks.jax_stages.stage3_flax import canonical, evaluate, gradients, grads_of, split, trace  # stage 3's
 
 
 def init_optimizer(eta: float) -> optax.GradientTransformation:
@@ -30,35 +31,36 @@ def init_optimizer(eta: float) -> optax.GradientTransformation:
 
 @struct.dataclass
 class State:
-    """Stage 3's split model (static ``graphdef``, ``params``) and the optimizer's state."""
+    """Stage 3's split model (static ``graphdef``, ``params``, ``rngs``) and the optimizer's state."""
 
     graphdef: Any = struct.field(pytree_node=False)
     params: nnx.State
+    rngs: nnx.State
     opt_state: optax.OptState
+    arch: Architecture = struct.field(pytree_node=False, default=LAB)
 
 
 def load(params: Params, config: TrainConfig, device: jax.Device | None = None) -> State:
     """The kit's canonical parameters as the split model, and the optimizer's initial state."""
-    graphdef, flax_params = nnx.split(init_model(params, dtype=config.dtype, model=config.model), nnx.Param)
-    flax_params = jax.device_put(flax_params, device)
-    return State(graphdef, flax_params, init_optimizer(config.eta).init(flax_params))
+    graphdef, flax_params, rngs = split(config, params, device)
+    return State(graphdef, flax_params, rngs, init_optimizer(config.eta).init(flax_params), config.arch)
 
 
-def make_step(config: TrainConfig) -> Callable[[State, jax.Array, jax.Array], State]:
+def make_step(config: TrainConfig) -> Callable[..., State]:
     """One training step: the gradients, then ``tx.update`` and ``optax.apply_updates`` (the optimizer holds eta)."""
     tx = init_optimizer(config.eta)
 
-    def step(state: State, X: jax.Array, Y: jax.Array) -> State:
-        _, grads = grads_of(state, X, Y, reduction=config.loss_reduction)
+    def step(state: State, X: jax.Array, Y: jax.Array, masks: tuple = ()) -> State:
+        _, grads, rngs = grads_of(state, X, Y, reduction=config.loss_reduction, masks=masks)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        return State(state.graphdef, optax.apply_updates(state.params, updates), opt_state)
+        return State(state.graphdef, optax.apply_updates(state.params, updates), rngs, opt_state, state.arch)
 
     return step
 
 
 def export(state: State) -> Params:
     """The model's parameters as canonical float64 NumPy arrays."""
-    return canonical(state.params)
+    return canonical(state.params, state.arch)
 
 
 # ---------------------------------------------------------------------------------------------------------------

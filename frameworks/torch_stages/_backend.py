@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from frameworks._arch import Architecture
 from frameworks._config import TrainConfig
 from frameworks._errors import KitError
 from frameworks._params import Params
@@ -55,7 +56,12 @@ def scope(config: TrainConfig) -> Iterator[None]:
         matmul.fp32_precision = "ieee"
     torch.set_num_threads(config.torch_threads)
     try:
-        yield
+        if config.dropout and config.dropout_rng == "native":  # nn.Dropout draws from the global generator:
+            with torch.random.fork_rng(devices=[]):  # seeded here, the caller's restored after
+                torch.manual_seed(config.seed)
+                yield
+        else:
+            yield
     finally:
         matmul.fp32_precision = before
         torch.set_num_threads(threads)
@@ -78,23 +84,29 @@ def from_canonical(params: Params, dtype: str, device: torch.device) -> dict[str
     return {name: asarray(value, dtype, device) for name, value in params.items()}
 
 
-def native_init(nx: int, nh: int, ny: int, *, seed: int) -> Params:
+def native_init(nx: int, nh: int | tuple[int, ...], ny: int, *, seed: int, norm: str | None = None) -> Params:
     """PyTorch's own default init, ``nn.Linear.reset_parameters``: weights Kaiming-uniform with
-    a=sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), biases uniform on the same bound.
+    a=sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), biases uniform on the same bound
+    (``nn.LayerNorm``: unit weight, zero bias), one ``Linear`` a layer, in order.
 
     Drawn from a private generator seeded by ``seed`` (the numbers ``torch.manual_seed(seed)``
     followed by ``Sequential(Linear, Tanh, Linear)`` would draw), so no torch generator of the
     caller, CPU or CUDA, is seeded or advanced.
     """
+    hidden = (nh,) if isinstance(nh, int) else tuple(nh)
+    arch = Architecture(hidden, ("tanh",) * len(hidden), norm)
     generator = torch.Generator().manual_seed(seed)
     params: Params = {}
-    for (W, b), (fan_in, fan_out) in zip((("Wh", "bh"), ("Wy", "by")), ((nx, nh), (nh, ny))):
+    names = [arch.hidden_names(k) for k in range(arch.depth)] + [{"W": "Wy", "b": "by"}]
+    for layer, fan_in, fan_out in zip(names, (nx, *hidden), (*hidden, ny)):
         weight, bias = torch.empty(fan_out, fan_in), torch.empty(fan_out)  # float32, as nn.Linear draws
         torch.nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
         bound = 1 / math.sqrt(fan_in)
         torch.nn.init.uniform_(bias, -bound, bound, generator=generator)
-        params[W], params[b] = to_numpy(weight), to_numpy(bias)
-    return params
+        params[layer["W"]], params[layer["b"]] = to_numpy(weight), to_numpy(bias)
+        if "gamma" in layer:
+            params[layer["gamma"]], params[layer["beta"]] = np.ones(fan_out), np.zeros(fan_out)
+    return {name: params[name] for name in arch.names}
 
 
 def shard_batch(x: torch.Tensor, placement: torch.device) -> torch.Tensor:
@@ -108,8 +120,9 @@ Evaluate = Callable[[Any, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch
 
 def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
                  placement: torch.device | None = None) -> Callable:
-    """``run(state, data, batches) -> (state, metrics)``: epochs of ``step`` in the shared batch
-    order, ``batches`` shaped (epochs, batches_per_epoch, batch_size); after each epoch the loss
+    """``run(state, data, batches, masks=()) -> (state, metrics)``: epochs of ``step`` in the shared batch
+    order, ``batches`` shaped (epochs, batches_per_epoch, batch_size), with the kit's dropout ``masks``
+    (one bool array a hidden layer, (epochs, batches_per_epoch, batch_size, width)); after each epoch the loss
     and accuracy on the train and test sets (``metrics``, a list of 4 floats an epoch; None when
     ``evaluate`` is None, for timing the steps alone).
 
@@ -117,12 +130,13 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
     """
     del fuse, placement
 
-    def run(state: Any, data: tuple[torch.Tensor, ...], batches: np.ndarray) -> tuple[Any, Any]:
+    def run(state: Any, data: tuple[torch.Tensor, ...], batches: np.ndarray, masks: tuple = ()) -> tuple[Any, Any]:
         Xtrain, Ytrain, Xtest, Ytest = data
+        keep = [torch.as_tensor(m, device=Xtrain.device) for m in masks]
         metrics = []
-        for rows_of_epoch in torch.as_tensor(batches, device=Xtrain.device):
-            for rows in rows_of_epoch:
-                state = step(state, Xtrain[rows], Ytrain[rows])
+        for e, rows_of_epoch in enumerate(torch.as_tensor(batches, device=Xtrain.device)):
+            for i, rows in enumerate(rows_of_epoch):
+                state = step(state, Xtrain[rows], Ytrain[rows], tuple(m[e, i] for m in keep))
             if evaluate is not None:
                 metrics.append([float(m) for m in (*evaluate(state, Xtrain, Ytrain), *evaluate(state, Xtest, Ytest))])
         return state, metrics if evaluate is not None else None

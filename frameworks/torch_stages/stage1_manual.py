@@ -7,32 +7,67 @@ matrix with one sample a row, so ``Wh x`` becomes ``X @ Wh.T``.
     htilde = X Wh^T + bh      h = tanh(htilde)
     ytilde = h Wy^T + by      Yhat = softmax(ytilde)
     L = -mean_i sum_j Y_ij log Yhat_ij
+
+A deeper network (``TrainConfig(hidden=..., activation=..., norm=..., dropout=...)``)
+repeats the hidden layer, each with its own activation ``f`` and optionally a
+LayerNorm before it and dropout after it; the backward pass is then a loop over
+the layers, from the last to the first, of the same three lines (``layers.py``
+holds each activation's derivative and LayerNorm's backward pass):
+
+    dh = dz_next W_next             (the gradient reaching a layer's output)
+    dz = dh * f'(z)                 dW = dz^T h_prev,  db = sum_i dz_i
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
+from frameworks._arch import LAB, Architecture
 from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.torch_stages import _backend as backend
+from frameworks.torch_stages.layers import ACTIVATIONS, DERIVATIVES, dropout, layer_norm, layer_norm_backward
 
 
-def load(params: Params, config: TrainConfig, device: torch.device | None = None) -> dict:
+@dataclass
+class Net:
+    """The parameters (Wh, bh, Wy, by for the lab's network) and the architecture they belong to."""
+
+    params: dict
+    arch: Architecture = LAB
+
+
+def load(params: Params, config: TrainConfig, device: torch.device | None = None) -> Net:
     """The kit's canonical parameters (``frameworks.init_params``) as plain tensors: Wh, bh, Wy, by."""
-    return backend.from_canonical(params, config.dtype, device or torch.device("cpu"))
+    return Net(backend.from_canonical(params, config.dtype, device or torch.device("cpu")), config.arch)
 
 
-def forward(params: dict, X: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """Yhat for a batch ``X`` (B, nx), and every intermediate the backward pass needs."""
-    htilde = X @ params["Wh"].T + params["bh"]
-    h = torch.tanh(htilde)
+def forward(params: dict, X: torch.Tensor, arch: Architecture = LAB, masks: tuple = ()) -> tuple[torch.Tensor, dict]:
+    """Yhat for a batch ``X`` (B, nx), and every intermediate the backward pass needs.
+
+    For the lab's network, the lab's four lines; each hidden layer in general (``masks``: dropout's
+    kept units, one a layer, while training).
+    """
+    h, hidden = X, []
+    for k, f in enumerate(arch.activations):
+        p = {role: params[name] for role, name in arch.hidden_names(k).items()}  # W, b (gamma, beta)
+        layer = {"in": h, "htilde": h @ p["W"].T + p["b"]}
+        z = layer["htilde"]
+        if arch.norm:
+            layer["zhat"], layer["sigma"] = layer_norm(z)
+            z = layer["norm"] = layer["zhat"] * p["gamma"] + p["beta"]
+        h = layer["h"] = ACTIVATIONS[f](z)
+        if masks:
+            h = layer["dropout"] = dropout(h, masks[k], arch.dropout)
+        layer["z"] = z
+        hidden.append(layer)
     ytilde = h @ params["Wy"].T + params["by"]
     yhat = torch.softmax(ytilde, dim=1)
-    outputs = {"X": X, "htilde": htilde, "h": h, "ytilde": ytilde, "yhat": yhat}
+    outputs = {"X": X, "layers": hidden, "h": h, "ytilde": ytilde, "yhat": yhat}
     return yhat, outputs
 
 
@@ -48,18 +83,31 @@ def loss_accuracy(Ytilde: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, 
     return L, acc
 
 
-def backward(params: dict, outputs: dict, Y: torch.Tensor, *, reduction: str = "mean") -> dict:
-    """Gradients of the batch loss, by the chain rule.
+def backward(params: dict, outputs: dict, Y: torch.Tensor, arch: Architecture = LAB, masks: tuple = (), *,
+             reduction: str = "mean") -> dict:
+    """Gradients of the batch loss, by the chain rule, from the last layer to the first.
 
     ``reduction="mean"`` differentiates the mean loss (what ``loss_accuracy``
     reports); ``"sum"`` the summed loss, as the course's cheat-sheet writes it.
+    For the lab's network the loop runs once: ``dhtilde = (dytilde Wy) * (1 - h^2)``.
     """
     B = Y.shape[0] if reduction == "mean" else 1
     dytilde = (outputs["yhat"] - Y) / B  # dL/dytilde, softmax and cross-entropy together
     grads = {"Wy": dytilde.T @ outputs["h"], "by": dytilde.sum(dim=0)}
-    dhtilde = (dytilde @ params["Wy"]) * (1 - outputs["h"] ** 2)  # tanh' = 1 - tanh^2
-    grads["Wh"] = dhtilde.T @ outputs["X"]
-    grads["bh"] = dhtilde.sum(dim=0)
+    dh = dytilde @ params["Wy"]  # dL/dh of the last hidden layer
+    for k in reversed(range(arch.depth)):
+        layer, names = outputs["layers"][k], arch.hidden_names(k)
+        if masks:
+            dh = dropout(dh, masks[k], arch.dropout)  # the same mask and scale on the way back
+        dz = dh * DERIVATIVES[arch.activations[k]](layer["z"], layer["h"])  # tanh' = 1 - tanh^2, ...
+        if arch.norm:
+            grads[names["gamma"]] = (dz * layer["zhat"]).sum(dim=0)
+            grads[names["beta"]] = dz.sum(dim=0)
+            dz = layer_norm_backward(dz * params[names["gamma"]], layer["zhat"], layer["sigma"])
+        grads[names["W"]] = dz.T @ layer["in"]
+        grads[names["b"]] = dz.sum(dim=0)
+        if k:
+            dh = dz @ params[names["W"]]
     return grads
 
 
@@ -68,37 +116,42 @@ def sgd(params: dict, grads: dict, eta: float) -> dict:
     return {name: params[name] - eta * grads[name] for name in params}
 
 
-def gradients(params: dict, X: torch.Tensor, Y: torch.Tensor, *, reduction: str) -> tuple[torch.Tensor, dict]:
+def gradients(net: Net, X: torch.Tensor, Y: torch.Tensor, *, reduction: str, masks: tuple = ()) -> tuple[
+        torch.Tensor, dict]:
     """The mean loss of a batch and its gradients (of the mean, or of the summed loss)."""
-    _, outputs = forward(params, X)
+    _, outputs = forward(net.params, X, net.arch, masks)
     L, _ = loss_accuracy(outputs["ytilde"], Y)
-    return L, backward(params, outputs, Y, reduction=reduction)
+    return L, backward(net.params, outputs, Y, net.arch, masks, reduction=reduction)
 
 
-def make_step(config: TrainConfig) -> Callable[[dict, torch.Tensor, torch.Tensor], dict]:
+def make_step(config: TrainConfig) -> Callable[..., Net]:
     """One training step: the gradients of the batch, then gradient descent."""
 
-    def step(params: dict, X: torch.Tensor, Y: torch.Tensor) -> dict:
-        _, grads = gradients(params, X, Y, reduction=config.loss_reduction)
-        return sgd(params, grads, config.eta)
+    def step(net: Net, X: torch.Tensor, Y: torch.Tensor, masks: tuple = ()) -> Net:
+        _, grads = gradients(net, X, Y, reduction=config.loss_reduction, masks=masks)
+        return Net(sgd(net.params, grads, config.eta), net.arch)
 
     return step
 
 
-def evaluate(params: dict, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean loss and accuracy of a whole set."""
-    _, outputs = forward(params, X)
+def evaluate(net: Net, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss and accuracy of a whole set (no dropout)."""
+    _, outputs = forward(net.params, X, net.arch)
     return loss_accuracy(outputs["ytilde"], Y)
 
 
-def trace(params: dict, X: torch.Tensor) -> dict:
-    """The intermediates of the forward pass."""
-    return forward(params, X)[1]
+def trace(net: Net, X: torch.Tensor) -> dict:
+    """The intermediates of the forward pass, by their names (``Architecture.trace_names``)."""
+    _, outputs = forward(net.params, X, net.arch)
+    values = [value for layer in outputs["layers"] for value in
+              (layer["htilde"], *([layer["norm"]] if net.arch.norm else []), layer["h"],
+               *([layer["h"]] if net.arch.dropout else []))]  # evaluation: dropout is the identity
+    return {"X": X, **dict(zip(net.arch.trace_names, (*values, outputs["ytilde"]))), "yhat": outputs["yhat"]}
 
 
-def export(params: dict) -> Params:
+def export(net: Net) -> Params:
     """The tensors back as canonical float64 NumPy arrays."""
-    return {name: backend.to_numpy(value) for name, value in params.items()}
+    return {name: backend.to_numpy(value) for name, value in net.params.items()}
 
 
 # ---------------------------------------------------------------------------------------------------------------

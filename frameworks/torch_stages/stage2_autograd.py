@@ -16,20 +16,21 @@ from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.torch_stages import _backend as backend
-from frameworks.torch_stages.stage1_manual import evaluate, export, forward, loss_accuracy, trace  # stage 1's
+from frameworks.torch_stages.stage1_manual import Net, evaluate, export, forward, loss_accuracy, trace  # stage 1's
 
 
-def load(params: Params, config: TrainConfig, device: torch.device | None = None) -> dict:
+def load(params: Params, config: TrainConfig, device: torch.device | None = None) -> Net:
     """The kit's canonical parameters as leaf tensors that record their gradient."""
     tensors = backend.from_canonical(params, config.dtype, device or torch.device("cpu"))
-    return {name: value.requires_grad_(True) for name, value in tensors.items()}
+    return Net({name: value.requires_grad_(True) for name, value in tensors.items()}, config.arch)
 
 
-def backward(params: dict, X: torch.Tensor, Y: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
+def backward(net: Net, X: torch.Tensor, Y: torch.Tensor, masks: tuple = (), *, reduction: str = "mean") -> \
+        torch.Tensor:
     """Forward, then ``backward()`` of the mean loss (or of the summed loss, ``reduction="sum"``).
 
     Fills each parameter's ``.grad``; returns the mean loss."""
-    _, outputs = forward(params, X)
+    _, outputs = forward(net.params, X, net.arch, masks)
     L, _ = loss_accuracy(outputs["ytilde"], Y)
     (L if reduction == "mean" else L * Y.shape[0]).backward()
     return L.detach()
@@ -43,22 +44,23 @@ def sgd(params: dict, eta: float) -> None:
             value.grad.zero_()
 
 
-def gradients(params: dict, X: torch.Tensor, Y: torch.Tensor, *, reduction: str) -> tuple[torch.Tensor, dict]:
+def gradients(net: Net, X: torch.Tensor, Y: torch.Tensor, *, reduction: str, masks: tuple = ()) -> tuple[
+        torch.Tensor, dict]:
     """The mean loss of a batch and the gradients autograd leaves in ``.grad`` (copied, then cleared)."""
-    L = backward(params, X, Y, reduction=reduction)
-    grads = {name: value.grad.clone() for name, value in params.items()}
-    for value in params.values():
+    L = backward(net, X, Y, masks, reduction=reduction)
+    grads = {name: value.grad.clone() for name, value in net.params.items()}
+    for value in net.params.values():
         value.grad = None
     return L, grads
 
 
-def make_step(config: TrainConfig) -> Callable[[dict, torch.Tensor, torch.Tensor], dict]:
+def make_step(config: TrainConfig) -> Callable[..., Net]:
     """One training step: ``backward()``, then gradient descent."""
 
-    def step(params: dict, X: torch.Tensor, Y: torch.Tensor) -> dict:
-        backward(params, X, Y, reduction=config.loss_reduction)
-        sgd(params, config.eta)
-        return params
+    def step(net: Net, X: torch.Tensor, Y: torch.Tensor, masks: tuple = ()) -> Net:
+        backward(net, X, Y, masks, reduction=config.loss_reduction)
+        sgd(net.params, config.eta)
+        return net
 
     return step
 

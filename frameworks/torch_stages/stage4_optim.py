@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from frameworks._arch import LAB, Architecture
 from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks._stage import Stage
@@ -26,23 +27,23 @@ def init_optimizer(model: nn.Module, eta: float) -> torch.optim.Optimizer:
 class State(stage3_nn.State):
     """Stage 3's model and loss, and the optimizer."""
 
-    def __init__(self, model: nn.Module, reduction: str, eta: float) -> None:
-        super().__init__(model, reduction)
+    def __init__(self, model: nn.Module, reduction: str, eta: float, arch: Architecture = LAB) -> None:
+        super().__init__(model, reduction, arch)
         self.optimizer = init_optimizer(model, eta)
 
 
 def load(params: Params, config: TrainConfig, device: torch.device | None = None) -> State:
     """The kit's canonical parameters as the model, with the config's loss and an optimizer over it."""
-    model = init_model(params, dtype=config.dtype, device=device, model=config.model)
-    return State(model, config.loss_reduction, config.eta)
+    model = init_model(params, dtype=config.dtype, device=device, model=config.model, arch=config.arch)
+    return State(model.train(config.dropout_rng == "native"), config.loss_reduction, config.eta, config.arch)
 
 
-def make_step(config: TrainConfig) -> Callable[[State, torch.Tensor, torch.Tensor], State]:
+def make_step(config: TrainConfig) -> Callable[..., State]:
     """One training step: ``zero_grad()``, ``backward()``, ``step()`` (the optimizer holds eta)."""
 
-    def step(state: State, X: torch.Tensor, Y: torch.Tensor) -> State:
+    def step(state: State, X: torch.Tensor, Y: torch.Tensor, masks: tuple = ()) -> State:
         state.optimizer.zero_grad()
-        backward(state.model, state.loss, X, Y)
+        backward(state.model, state.loss, X, Y, masks)
         state.optimizer.step()
         return state
 
