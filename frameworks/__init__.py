@@ -3,7 +3,10 @@
     x -> Linear -> tanh -> Linear -> softmax, cross-entropy, minibatch SGD
 
 in eight implementations (the lab's four PyTorch stages and their JAX twins),
-which compute the same function, the same gradients and the same training run.
+which compute the same function, the same gradients and the same training run;
+and for the MLPs people port beyond it (``TrainConfig(hidden=(128, 64),
+activation="relu", norm="layer", dropout=0.1)``: any depth, seven activations,
+LayerNorm, dropout with shared masks).
 
 Importing this package imports neither PyTorch nor JAX: a framework is loaded
 when one of its implementations is first used.
@@ -16,6 +19,7 @@ Each implementation is a :class:`Stage` (the typed contract at the bottom of its
 stage module); ``frameworks.register("mine/x", stage)`` adds one of your own.
 """
 
+from frameworks._arch import ACTIVATIONS, Architecture
 from frameworks._batches import BatchOrder
 from frameworks._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from frameworks._config import TrainConfig
@@ -38,11 +42,13 @@ from frameworks._stage import Stage
 from frameworks._training import METRICS, TrainResult
 
 __all__ = [
+    "ACTIVATIONS",
     "FRAMEWORKS",
     "IMPLEMENTATIONS",
     "METRICS",
     "MODULE_STAGES",
     "STAGES",
+    "Architecture",
     "BatchOrder",
     "Checkpoint",
     "Dataset",

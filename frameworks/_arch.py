@@ -19,13 +19,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from frameworks._errors import KitError, unknown
 
 #: The hidden activations, by the kit's name: gelu is the exact x Phi(x), gelu_tanh the tanh approximation.
 ACTIVATIONS = ("tanh", "relu", "leaky_relu", "sigmoid", "gelu", "gelu_tanh", "silu")
 NORMS = (None, "layer")
+Norm = Literal["layer"] | None
 #: LeakyReLU's negative slope (both libraries' default) and LayerNorm's eps (PyTorch's default, the side
 #: people port from; Flax's default is 1e-6, a trap: docs/porting.md).
 LEAKY_SLOPE = 0.01
@@ -38,7 +39,7 @@ class Architecture:
 
     hidden: tuple[int, ...] = (10,)
     activations: tuple[str, ...] = ("tanh",)
-    norm: str | None = None
+    norm: Norm = None
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
@@ -110,6 +111,11 @@ class Architecture:
             return ("htilde", "h", "ytilde")
         return (*(name for name, _ in self.modules()[:-1]), "ytilde")
 
+    @property
+    def label(self) -> str:
+        """``nh=10`` for the lab's network, else its :meth:`describe` in brackets (titles and reports)."""
+        return f"nh={self.hidden[0]}" if self.is_lab else f"hidden ({self.describe()})"
+
     def describe(self) -> str:
         """A short text: "2-(128 relu+LN, 64 relu+LN)-10, dropout 0.1"-like, without nx and ny."""
         extra = "+LN" if self.norm else ""
@@ -120,7 +126,7 @@ class Architecture:
 LAB = Architecture()
 
 
-def architecture(hidden: Sequence[int] | int, activation: str | Sequence[str] = "tanh", norm: str | None = None,
+def architecture(hidden: Sequence[int] | int, activation: str | Sequence[str] = "tanh", norm: Norm = None,
                  dropout: float = 0.0) -> Architecture:
     """An :class:`Architecture` from friendlier arguments: one width or several, one activation for all or one a
     layer."""

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from frameworks._arch import ACTIVATIONS
 from frameworks._config import INITS, TrainConfig
 from frameworks._data import Dataset, load_dataset
 from frameworks._errors import KitError
@@ -31,6 +32,17 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "training", "defaults: the lab's, TrainConfig(); --dataset digits and mnist start from TrainConfig.mnist()")
     group.add_argument("--nh", type=int, help=f"hidden units ({_default('nh')})")
+    group.add_argument("--hidden", type=_widths, metavar="W1,W2,...",
+                       help="hidden widths of a deeper network, e.g. 128,64 (default: one layer of --nh units)")
+    group.add_argument("--activation", type=_activations, metavar="NAME[,NAME...]",
+                       help=f"hidden activation, one for all or one a layer: {', '.join(ACTIVATIONS)} "
+                            "(default tanh; gelu is exact, gelu_tanh the approximation)")
+    group.add_argument("--norm", choices=("none", "layer"),
+                       help="layer: a LayerNorm (eps 1e-5) after each hidden Linear (default none)")
+    group.add_argument("--dropout", type=float, help="dropout rate after each hidden activation (default 0)")
+    group.add_argument("--dropout-rng", choices=("kit", "native"),
+                       help="kit: masks drawn once in NumPy, shared by all; native: each framework's own "
+                            "generator, the trap (default kit)")
     group.add_argument("--eta", type=float, help=f"learning rate of plain SGD ({_default('eta')})")
     group.add_argument("--batch-size", type=int, help=f"rows per minibatch ({_default('batch_size')})")
     group.add_argument("--epochs", type=int, help=f"passes over the training set ({_default('epochs')})")
@@ -55,6 +67,23 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                        help="JAX: one jitted step a call instead of the fused run (default: fused)")
 
 
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"hidden widths are integers separated by commas, e.g. 128,64; got "
+                                         f"{text!r}") from None
+    return widths
+
+
+def _activations(text: str) -> str | tuple[str, ...]:
+    names = tuple(text.split(","))
+    for name in names:
+        if name not in ACTIVATIONS:
+            raise argparse.ArgumentTypeError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
+    return names[0] if len(names) == 1 else names
+
+
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:
     """``--progress/--no-progress``; read it with :func:`progress_enabled`."""
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help=PROGRESS_HELP)
@@ -71,8 +100,11 @@ def config_from(args: argparse.Namespace, base: TrainConfig | None = None) -> Tr
     if base is None:
         base = TrainConfig.mnist() if args.dataset in ("digits", "mnist") else TrainConfig()
     given = {name: getattr(args, name) for name in (
-        "nh", "eta", "batch_size", "epochs", "seed", "dtype", "device", "loss_reduction", "precision", "init",
-        "model", "fuse", "devices", "torch_threads") if getattr(args, name, None) is not None}
+        "nh", "hidden", "activation", "norm", "dropout", "dropout_rng", "eta", "batch_size", "epochs", "seed",
+        "dtype", "device", "loss_reduction", "precision", "init", "model", "fuse", "devices", "torch_threads")
+        if getattr(args, name, None) is not None}
+    if given.get("norm") == "none":
+        given["norm"] = None
     return base.replace(**given)
 
 

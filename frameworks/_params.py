@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from frameworks._arch import Architecture, infer
+from frameworks._arch import Architecture, Norm, infer
 from frameworks._errors import KitError, unknown
 
 Params = dict[str, np.ndarray]
@@ -26,7 +26,7 @@ GIB = 2**30
 
 
 def init_params(nx: int, nh: int | Sequence[int], ny: int, *, seed: int = 0, scheme: str = "lab",
-                norm: str | None = None) -> Params:
+                norm: Norm = None) -> Params:
     """Initial weights drawn once in NumPy (float64), by default the lab's: weights ~ N(0, 0.3^2), biases zero.
 
     Every framework starts from these very numbers, converted to its own layout.

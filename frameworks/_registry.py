@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from frameworks._arch import Norm
 from frameworks._errors import KitError, unknown
 from frameworks._params import check_draw
 from frameworks._stage import Stage
@@ -170,16 +171,22 @@ class Implementation:
         loss_reduction: Reduction = "mean",
         precision: Precision = "highest",
         devices: int = 1,
+        activation: str | tuple[str, ...] = "tanh",
+        dropout: float = 0.0,
+        masks: tuple[np.ndarray, ...] = (),
     ) -> tuple[float, Params]:
         """Mean loss of the batch ``(X, Y)`` and its gradients, as canonical float64 NumPy arrays.
 
         ``loss_reduction="sum"`` differentiates the summed loss (the course's
         cheat-sheet); ``devices=N`` splits the batch over N devices (JAX data parallelism).
+        The network is the one ``params`` describe (their widths, LayerNorm's weights) with
+        ``activation`` (one name, or one a hidden layer); with ``dropout``, ``masks`` holds
+        the kept units, one bool (B, width) array a hidden layer.
         """
         from frameworks._training import gradients
 
         return gradients(self, params, X, Y, dtype=dtype, device=device, loss_reduction=loss_reduction,
-                         precision=precision, devices=devices)
+                         precision=precision, devices=devices, activation=activation, dropout=dropout, masks=masks)
 
     def train(
         self,
@@ -217,7 +224,7 @@ _INSTANCES: dict[str, Implementation] = {}
 
 
 def native_init(framework: str, nx: int, nh: int | Sequence[int], ny: int, *, seed: int = 0,
-                norm: str | None = None) -> Params:
+                norm: Norm = None) -> Params:
     """A framework's own default init, as canonical parameters (what ``TrainConfig(init="native")`` uses).
 
     "torch": ``nn.Linear``'s Kaiming-uniform weights and uniform biases

@@ -4,10 +4,10 @@ A stage module reads as the lab's lesson, top to bottom, and ends with one
 value, ``STAGE = Stage(...)``, naming the functions the kit calls:
 
     load(params, config, device) -> state        canonical float64 params into the stage's own state
-    step(config) -> (state, X, Y, masks) -> state one update on a batch (pure for JAX: jitted and scanned);
-                                                  masks: the kit's dropout masks, () without dropout
+    step(config) -> (state, X, Y[, masks])->state one update on a batch (pure for JAX: jitted and scanned);
+                                                  masks: the kit's dropout masks, passed only with dropout
     evaluate(state, X, Y) -> (loss, acc)          mean loss and accuracy (no dropout)
-    gradients(state, X, Y, *, reduction, masks)   the batch's mean loss and the gradients of the stage's own
+    gradients(state, X, Y, *, reduction[, masks]) the batch's mean loss and the gradients of the stage's own
                                                   mechanism (canonical keys: Wh, bh, Wy, by for the lab's net)
     trace(state, X) -> {htilde, h, ytilde, yhat}  the forward's intermediates (first divergence; a deeper
                                                   network's are named layers.{i}.{kind})
@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from frameworks._arch import Norm
 from frameworks._config import TrainConfig
 from frameworks._errors import KitError
 from frameworks._params import Params
@@ -58,7 +59,7 @@ class Backend(Protocol):
 
     def to_numpy(self, x: Any) -> np.ndarray: ...
 
-    def native_init(self, nx: int, nh: int | tuple[int, ...], ny: int, *, seed: int, norm: str | None = None
+    def native_init(self, nx: int, nh: int | tuple[int, ...], ny: int, *, seed: int, norm: Norm = None
                     ) -> Params: ...
 
     def epoch_runner(self, step: Callable[..., Any], evaluate: Callable[..., Any] | None, *, fuse: bool,

@@ -130,7 +130,8 @@ def gradients(
     masks = _check_masks(masks, config.arch, len(X))
     stage = impl.stage
     with place(stage, config, params, X, Y, *masks, batch=True) as run:
-        L, grads = stage.gradients(run.state, *run.data[:2], reduction=loss_reduction, masks=run.data[2:])
+        given = {"masks": run.data[2:]} if masks else {}  # a stage without dropout need not take masks
+        L, grads = stage.gradients(run.state, *run.data[:2], reduction=loss_reduction, **given)
         return float(L), {name: stage.backend.to_numpy(grads[name]) for name in params}
 
 

@@ -24,7 +24,7 @@ dtype and device).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 #: The activations as NumPy functions of float64 or complex128 arrays (a kink is placed by the real part).
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "tanh": np.tanh,
     "relu": lambda x: np.where(x.real > 0, x, 0),
     "leaky_relu": lambda x: np.where(x.real > 0, x, LEAKY_SLOPE * x),
@@ -243,7 +243,7 @@ def _compute_references(params: Params, X: np.ndarray, Y: np.ndarray, reduction:
                         masks: tuple[np.ndarray, ...]) -> References:
     scale = len(X) if reduction == "sum" else 1
     derivation = gradients(params, X, Y, reduction=reduction)[1] if arch.is_lab and arch.depth == 1 else None
-    net = {"arch": arch, "masks": masks}
+    net: dict[str, Any] = {"arch": arch, "masks": masks}
     if sum(value.size for value in params.values()) <= FULL_REFERENCE_LIMIT:
         _, reference = complex_step(params, X, Y, reduction=reduction, **net)
         differences = {n: scale * g for n, g in finite_differences(params, X, Y, **net).items()}

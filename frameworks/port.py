@@ -21,8 +21,9 @@ without its affine weights, a Flax function it does not know) is refused with a
 saying so. The result carries the architecture and the parameters in the canonical
 layout: a list of layers, each ``{"W": (out, in), "b": (out,)}``, with ``gamma`` and
 ``beta`` for a LayerNorm. Forward passes agree to float64 rounding
-(``tests/test_port.py``). The kit's eight implementations train the lab's
-architecture; this module ports any network of the family.
+(``tests/test_port.py``). ``Ported.config()`` and ``Ported.canonical`` hand a
+ported network to the kit's eight implementations (``TrainConfig(hidden=...,
+activation=..., norm=..., dropout=...)``) when it is one the kit trains.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from frameworks._config import DTYPES
+from frameworks._arch import LAYER_NORM_EPS, LEAKY_SLOPE, Architecture, from_layers
+from frameworks._config import DTYPES, TrainConfig
 from frameworks._errors import KitError, unknown
 from frameworks.convert import as_float64, swap_in_out
 
@@ -59,6 +61,65 @@ class Ported:
     layers: tuple[Layer, ...]
     params: list[dict[str, np.ndarray]]
     model: Any
+
+    @property
+    def arch(self) -> Architecture:
+        """The kit's :class:`~frameworks.Architecture` of these layers (a clear error for a network of the
+        family that the kit does not train, e.g. a LayerNorm whose eps is not 1e-5)."""
+        return architecture_of(self.layers, self.params)
+
+    @property
+    def canonical(self) -> dict[str, np.ndarray]:
+        """The parameters under the kit's canonical names (``W1, b1, ...`` or the lab's ``Wh, bh, Wy, by``)."""
+        return from_layers(self.params, self.arch)
+
+    def config(self, **changes: Any) -> TrainConfig:
+        """A ``TrainConfig`` of this network (its widths, activations, norm and dropout), with ``changes``."""
+        arch = self.arch
+        return TrainConfig(hidden=arch.hidden, activation=arch.activations, norm=arch.norm,
+                           dropout=arch.dropout).replace(**changes)
+
+
+def architecture_of(layers: tuple[Layer, ...], params: list[dict[str, np.ndarray]]) -> Architecture:
+    """The architecture of a ported network: hidden blocks of ``Linear, [LayerNorm], activation, [Dropout]``,
+    then a ``Linear``; LayerNorm in every block or in none, one dropout rate."""
+
+    def refuse(why: str) -> KitError:
+        return KitError(f"the kit does not train this network: {why}.")
+
+    if not layers or layers[-1].kind != "linear":
+        raise refuse("it must end with a Linear (the logits)")
+    widths = [w["W"].shape[0] for w in params if "W" in w]
+    activations: list[str] = []
+    norms, rates = set(), set()
+    i = 0
+    while i < len(layers) - 1:
+        if layers[i].kind != "linear":
+            raise refuse(f"layer {i} ({layers[i].kind}) should be the Linear that starts a hidden block")
+        i += 1
+        norms.add(layers[i].kind == "layer_norm")
+        if layers[i].kind == "layer_norm":
+            if layers[i].option != LAYER_NORM_EPS:
+                raise refuse(f"layer {i} is a LayerNorm with eps {layers[i].option:g}; the kit's is PyTorch's "
+                             f"{LAYER_NORM_EPS:g}")
+            i += 1
+        if layers[i].kind not in ACTIVATIONS:
+            raise refuse(f"layer {i} ({layers[i].kind}) should be the activation of a hidden block")
+        if layers[i].kind == "leaky_relu" and layers[i].option != LEAKY_SLOPE:
+            raise refuse(f"layer {i} is a LeakyReLU with slope {layers[i].option:g}; the kit's is {LEAKY_SLOPE:g}")
+        activations.append(layers[i].kind)
+        i += 1
+        if layers[i].kind == "dropout":
+            rates.add(layers[i].option or 0.0)
+            i += 1
+        else:
+            rates.add(0.0)
+    if len(norms) > 1:
+        raise refuse("some hidden blocks have a LayerNorm and some not")
+    if len(rates) > 1:
+        raise refuse(f"its dropout rates differ ({sorted(rates)}); the kit has one")
+    return Architecture(tuple(widths[:-1]), tuple(activations), "layer" if True in norms else None,
+                        rates.pop() if rates else 0.0)
 
 
 def from_torch(module: Any, *, dtype: str = "float64") -> Ported:

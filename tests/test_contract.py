@@ -50,9 +50,9 @@ def mine_stage() -> frameworks.Stage:
     from frameworks.jax_stages import stage1_manual as manual
 
     def make_step(config: frameworks.TrainConfig):
-        def step(params, X, Y):
-            _, grads = manual.gradients(params, X, Y, reduction=config.loss_reduction)
-            return {name: value - config.eta * grads[name] for name, value in params.items()}
+        def step(net, X, Y):
+            _, grads = manual.gradients(net, X, Y, reduction=config.loss_reduction)
+            return manual.Net({name: value - config.eta * grads[name] for name, value in net.params.items()}, net.arch)
 
         return step
 
@@ -251,8 +251,8 @@ def test_jax_lessons_refuse_float64_outside_x64() -> None:
     with pytest.raises(frameworks.KitError, match="x64"):
         stage3_flax.init_model(params, dtype="float64")
     with jax.enable_x64(True):
-        assert stage1_manual.load(params, config)["Wh"].dtype == np.float64
-    assert stage1_manual.load(params, config.replace(dtype="float32"))["Wh"].dtype == np.float32
+        assert stage1_manual.load(params, config).params["Wh"].dtype == np.float64
+    assert stage1_manual.load(params, config.replace(dtype="float32")).params["Wh"].dtype == np.float32
 
 
 # One compile a shape ------------------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def test_manual_backward_matches_autodiff_within_each_framework() -> None:
 
     params, X, Y = random_problem(11)
     with jax.enable_x64(True):
-        jparams = jax_manual.load(params, frameworks.TrainConfig(dtype="float64"))
+        jparams = jax_manual.load(params, frameworks.TrainConfig(dtype="float64")).params
         jX, jY = jax.numpy.asarray(X), jax.numpy.asarray(Y)
         Yhat, outputs = jax_manual.forward(jparams, jX)
         manual = jax_manual.backward(jparams, outputs, jY)

@@ -153,3 +153,40 @@ def test_modes_and_flax_only_options() -> None:
                 port.to_torch(nnx.Sequential(nnx.Linear(4, 4, rngs=rngs), layer))
     with pytest.raises(KitError, match="unknown dtype 'float16'"):
         port.from_torch(nn.Sequential(nn.Linear(2, 2)), dtype="float16")
+
+
+def test_a_ported_model_trains_in_the_kits_eight_implementations() -> None:
+    """A user's nn.Sequential (LayerNorm, GELU, dropout, ReLU) becomes a TrainConfig and canonical parameters;
+    all eight implementations then train it on one trajectory (float64, the kit's dropout masks)."""
+    from torch import nn
+
+    import frameworks
+    from frameworks.tolerances import max_relative_error
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(64, 32), nn.LayerNorm(32), nn.GELU(), nn.Dropout(0.1),
+                          nn.Linear(32, 16), nn.LayerNorm(16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 10)).double()
+    with jax.enable_x64(True):
+        ported = port.from_torch(model)
+    config = ported.config(epochs=1, batch_size=100, eta=0.05, dtype="float64")
+    assert config.arch.hidden == (32, 16) and config.arch.activations == ("gelu", "relu") and config.dropout == 0.1
+    assert list(ported.canonical) == ["W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "Wy", "by"]
+    digits = frameworks.load_dataset("digits")
+    runs = {i: frameworks.get(i).train(digits, config, params=ported.canonical) for i in frameworks.IMPLEMENTATIONS}
+    for impl_id, run in runs.items():
+        assert max_relative_error(run.params, runs["torch/nn"].params) <= 1e-12, impl_id
+    assert max_relative_error(runs["torch/nn"].params, ported.canonical) > 1e-3  # the epoch moved the weights
+
+
+def test_a_network_the_kit_does_not_train_is_refused_with_the_reason() -> None:
+    from torch import nn
+
+    with jax.enable_x64(True):
+        flax_eps = port.from_torch(nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4, eps=1e-6), nn.Tanh(),
+                                                 nn.Linear(4, 2)).double())
+        two_rates = port.from_torch(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Dropout(0.1), nn.Linear(4, 4),
+                                                  nn.ReLU(), nn.Dropout(0.2), nn.Linear(4, 2)).double())
+    with pytest.raises(KitError, match="LayerNorm with eps 1e-06; the kit's is PyTorch's 1e-05"):
+        flax_eps.config()
+    with pytest.raises(KitError, match=r"dropout rates differ \(\[0.1, 0.2\]\)"):
+        two_rates.config()

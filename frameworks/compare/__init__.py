@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         trap = "the double softmax" if config.model != "lab" else "each framework's native init"
         raise KitError(f"compare runs {trap} as one of its trap modes, beside the lab-faithful run; "
                        "drop the option (or use train IMPL with it for one run).")
-    check_memory(dataset.nx, config.nh, dataset.ny, rows=len(dataset.Xtrain) + len(dataset.Xtest))
+    check_memory(dataset.nx, config.arch.hidden, dataset.ny, rows=len(dataset.Xtrain) + len(dataset.Xtest))
     out = args.out or Path("reports") / dataset.name
     out.mkdir(parents=True, exist_ok=True)
     print(f"compare on {dataset.name}: {len(implementations)} implementations, {config}", flush=True)

@@ -28,7 +28,7 @@ def curves_title(dataset: Dataset, config: TrainConfig, lab: Mapping[str, TrainR
     together = agreement(lab, config.dtype)
     verdict = ("they coincide: each JAX line lies on its PyTorch line" if together.agree
                else f"the runs part from epoch {together.parted_at}")
-    return (f"{dataset.name}: nh={config.nh}, eta={config.eta}, batch {config.batch_size}, {config.dtype}\n"
+    return (f"{dataset.name}: {config.arch.label}, eta={config.eta}, batch {config.batch_size}, {config.dtype}\n"
             f"PyTorch: thick light lines; JAX: thin dashed lines with rings, drawn over them; {verdict}")
 
 

@@ -53,10 +53,14 @@ def gradient_parity(dataset: Dataset, config: TrainConfig, implementations: Sequ
     from frameworks import parity
 
     params, X, Y, rows = parity.first_batch(dataset, config)
-    tables = [parity.gradient_table(params, X, Y, dtype=d, device="cpu", implementations=implementations)
+    masks = parity.first_masks(config, len(dataset.Xtrain))
+    tables = [parity.gradient_table(params, X, Y, dtype=d, device="cpu", implementations=implementations,
+                                    arch=config.arch, masks=masks)
               for d in ("float64", "float32")]
     batch = {"dataset": dataset.name, "nh": config.nh, "batch_size": config.batch_size, "seed": config.seed,
              "rows": rows.tolist()}
+    if not config.arch.is_lab or config.hidden:
+        batch = {**batch, "nh": None, "network": config.arch.describe()}
     return {"batch": batch, "tables": tables}
 
 
@@ -122,9 +126,12 @@ def _parity(parity: dict[str, Any]) -> list[str]:
     from frameworks.parity import format_table
 
     batch = parity["batch"]
-    title = (f"## Gradient parity (the first batch of this run: {batch['dataset']}, nh={batch['nh']}, "
+    network = f"nh={batch['nh']}" if batch.get("network") is None else f"hidden ({batch['network']})"
+    title = (f"## Gradient parity (the first batch of this run: {batch['dataset']}, {network}, "
              f"batch {batch['batch_size']})")
-    note = (f"The lab's init for this network (seed {batch['seed']}) and the first batch of the run's first epoch: "
+    start = ("The lab's init for this network" if batch.get("network") is None else
+             "The run's init for this network (and the dropout masks of its first batch, if any)")
+    note = (f"{start} (seed {batch['seed']}) and the first batch of the run's first epoch: "
             "the loss gradients of each implementation against each other (max relative error, row against "
             "column) and against the references the table names, on the CPU.")
     return [title, "", note, "", "```", *(format_table(t) for t in parity["tables"]), "```", ""]

@@ -108,7 +108,8 @@ def seed_study(dataset: Dataset, config: TrainConfig, *, seeds: range, impl_id: 
         accs = []
         for seed in seeds:
             run = config.replace(seed=seed, loss_reduction="sum" if name == "sum" else config.loss_reduction)
-            params = inits[name](dataset.nx, config.nh, dataset.ny, seed=seed) if name in inits else None
+            params = (inits[name](dataset.nx, config.arch.hidden, dataset.ny, seed=seed, norm=config.norm)
+                      if name in inits else None)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 result = impl.train(dataset, run, params=params)

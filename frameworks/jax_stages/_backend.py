@@ -19,7 +19,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from frameworks import convert
-from frameworks._arch import Architecture
+from frameworks._arch import Architecture, Norm
 from frameworks._config import TrainConfig
 from frameworks._errors import KitError
 from frameworks._params import Params
@@ -113,14 +113,14 @@ def from_canonical(params: Params, dtype: str, device: jax.Device | None) -> dic
     return {name: asarray(value, dtype, device or resolve_device(None)) for name, value in params.items()}
 
 
-def native_init(nx: int, nh: int | tuple[int, ...], ny: int, *, seed: int, norm: str | None = None) -> Params:
+def native_init(nx: int, nh: int | tuple[int, ...], ny: int, *, seed: int, norm: Norm = None) -> Params:
     """Flax's own default init (``nnx.Linear``: LeCun-normal kernels, zero biases; ``nnx.LayerNorm``: unit
     scale, zero bias), one ``Linear`` a layer drawn in order from ``nnx.Rngs(seed)``."""
     from flax import nnx
 
     hidden = (nh,) if isinstance(nh, int) else tuple(nh)
     arch = Architecture(hidden, ("tanh",) * len(hidden), norm)
-    rngs, layers = nnx.Rngs(seed), []
+    rngs, layers = nnx.Rngs(seed), list[Any]()
     for fan_in, fan_out in zip((nx, *hidden), hidden):
         layers += [nnx.Linear(fan_in, fan_out, rngs=rngs), *([nnx.LayerNorm(fan_out, rngs=rngs)] if norm else []),
                    nnx.tanh]
@@ -170,7 +170,7 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
 
             def body(state: Any, x: tuple[jax.Array, tuple]) -> tuple[Any, None]:
                 rows, masks = x
-                return step(state, batch(Xtrain, rows), batch(Ytrain, rows), masks), None
+                return step(state, batch(Xtrain, rows), batch(Ytrain, rows), *((masks,) if masks else ())), None
 
             state, _ = jax.lax.scan(body, state, xs)
             return state, metrics_of(state, data)
@@ -185,7 +185,8 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
 
         return run
 
-    step_on_rows = jax.jit(lambda state, X, Y, rows, masks: step(state, batch(X, rows), batch(Y, rows), masks))
+    step_on_rows = jax.jit(lambda state, X, Y, rows, masks: step(state, batch(X, rows), batch(Y, rows),
+                                                                  *((masks,) if masks else ())))
     jitted_metrics = jax.jit(metrics_of)
 
     def run_stepwise(state: Any, data: tuple[jax.Array, ...], batches: np.ndarray, masks: tuple = ()) -> tuple[

@@ -9,6 +9,8 @@ The twin of ``torch_stages/layers.py``: ``torch`` becomes ``jnp``, ``dim`` becom
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +19,7 @@ import jax.scipy.special
 from frameworks._arch import LAYER_NORM_EPS, LEAKY_SLOPE
 
 #: h = f(z), the framework's own functions.
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[..., Any]] = {
     "tanh": jnp.tanh,
     "relu": jax.nn.relu,
     "leaky_relu": lambda z: jax.nn.leaky_relu(z, LEAKY_SLOPE),
@@ -49,7 +51,7 @@ def _silu_derivative(z: jax.Array, h: jax.Array) -> jax.Array:
 
 
 #: f'(z), from z and h = f(z).
-DERIVATIVES = {
+DERIVATIVES: dict[str, Callable[..., Any]] = {
     "tanh": lambda z, h: 1 - h**2,  # tanh' = 1 - tanh^2
     "relu": lambda z, h: (z > 0).astype(z.dtype),  # 1 where z > 0, else 0
     "leaky_relu": lambda z, h: jnp.where(z > 0, jnp.ones_like(z), LEAKY_SLOPE),  # 1 where z > 0, else the slope

@@ -39,15 +39,17 @@ from frameworks._stage import Stage
 from frameworks.jax_stages import _backend as backend
 
 #: Each activation as Flax applies it: GELU made exact (Flax's default is the tanh form).
-ACTIVATIONS = {"tanh": nnx.tanh, "relu": nnx.relu, "leaky_relu": partial(nnx.leaky_relu, negative_slope=LEAKY_SLOPE),
-               "sigmoid": nnx.sigmoid, "gelu": partial(nnx.gelu, approximate=False),
-               "gelu_tanh": partial(nnx.gelu, approximate=True), "silu": nnx.silu}
+ACTIVATIONS: dict[str, Callable[..., Any]] = {
+    "tanh": nnx.tanh, "relu": nnx.relu, "leaky_relu": partial(nnx.leaky_relu, negative_slope=LEAKY_SLOPE),
+    "sigmoid": nnx.sigmoid, "gelu": partial(nnx.gelu, approximate=False),
+    "gelu_tanh": partial(nnx.gelu, approximate=True), "silu": nnx.silu,
+}
 
 
 def init_model(params: Params, *, dtype: str = "float32", model: str = "lab", arch: Architecture = LAB,
-               dropout_seed: int | None = None) -> nnx.Sequential:
-    """The MLP, loaded with the kit's canonical parameters. ``dropout_seed``: each ``Dropout`` draws its own
-    masks from Flax's generator seeded by it (None: the kit gives the masks, the layers stay deterministic)."""
+               native_dropout: bool = False) -> nnx.Sequential:
+    """The MLP, loaded with the kit's canonical parameters. ``native_dropout``: each ``Dropout`` draws its own
+    masks from the key it is given (else the kit gives the masks and the layers stay deterministic)."""
     widths = [params["Wh" if arch.depth == 1 else f"W{k + 1}"].shape for k in range(arch.depth)]
     rngs, jdtype = nnx.Rngs(0), backend.jax_dtype(dtype)  # the random init is overwritten below
     layers: list[Callable[..., Any]] = []
@@ -58,8 +60,7 @@ def init_model(params: Params, *, dtype: str = "float32", model: str = "lab", ar
                                         param_dtype=jdtype, rngs=rngs))
         layers.append(ACTIVATIONS[f])
         if arch.dropout:
-            layers.append(nnx.Dropout(arch.dropout, deterministic=dropout_seed is None,
-                                      rngs=None if dropout_seed is None else nnx.Rngs(dropout=dropout_seed)))
+            layers.append(nnx.Dropout(arch.dropout, deterministic=not native_dropout))
     ny, nh = params["Wy"].shape
     layers.append(nnx.Linear(nh, ny, dtype=jdtype, param_dtype=jdtype, rngs=rngs))
     if model == "double_softmax":
@@ -72,14 +73,18 @@ def init_model(params: Params, *, dtype: str = "float32", model: str = "lab", ar
     return mlp
 
 
-def logits(model: nnx.Sequential, X: jax.Array, masks: tuple = ()) -> jax.Array:
+def logits(model: nnx.Sequential, X: jax.Array, masks: tuple = (), key: jax.Array | None = None) -> jax.Array:
     """``model(X)``; given the kit's dropout masks, each ``Dropout`` layer applies the next one instead of
-    drawing its own (the same inverted scaling, 1 / (1 - rate))."""
-    if not masks:
+    drawing its own (the same inverted scaling, 1 / (1 - rate)); given a ``key`` instead, each draws its
+    own masks from it (``dropout_rng="native"``)."""
+    if not masks and key is None:
         return model(X)
-    keep = iter(masks)
+    keep, keys = iter(masks), iter(jax.random.split(key, len(model.layers)) if key is not None else ())
     for layer in model.layers:
-        X = X * next(keep) / (1 - layer.rate) if isinstance(layer, nnx.Dropout) else layer(X)
+        if isinstance(layer, nnx.Dropout):
+            X = X * next(keep) / (1 - layer.rate) if masks else layer(X, rngs=next(keys))
+        else:
+            X = layer(X)
     return X
 
 
@@ -93,45 +98,48 @@ def loss_accuracy(Ytilde: jax.Array, Y: jax.Array, *, reduction: str = "mean") -
 
 @struct.dataclass
 class State:
-    """The model split for jit: the static ``graphdef``, the ``params`` pytree and ``rngs``, the state of
-    the Dropout layers' own generators (empty unless ``dropout_rng="native"``)."""
+    """The model split for jit: the static ``graphdef`` and the ``params`` pytree; ``key``, the dropout
+    layers' random key (used only with ``dropout_rng="native"``)."""
 
     graphdef: Any = struct.field(pytree_node=False)
     params: nnx.State
-    rngs: nnx.State
+    key: jax.Array
     arch: Architecture = struct.field(pytree_node=False, default=LAB)
 
 
-def split(config: TrainConfig, params: Params, device: jax.Device | None) -> tuple[Any, nnx.State, nnx.State]:
-    """The config's model, split once into ``graphdef``, ``params`` (on ``device``) and the rest (``rngs``)."""
-    native = config.dropout_rng == "native" and config.dropout
+def split(config: TrainConfig, params: Params, device: jax.Device | None) -> tuple[Any, nnx.State]:
+    """The config's model, split once into ``graphdef`` and ``params`` (on ``device``)."""
     model = init_model(params, dtype=config.dtype, model=config.model, arch=config.arch,
-                       dropout_seed=config.seed if native else None)
-    graphdef, flax_params, rngs = nnx.split(model, nnx.Param, ...)
-    return graphdef, jax.device_put(flax_params, device), jax.device_put(rngs, device)
+                       native_dropout=native_dropout(config))
+    graphdef, flax_params = nnx.split(model, nnx.Param)
+    return graphdef, jax.device_put(flax_params, device)
+
+
+def native_dropout(config: TrainConfig) -> bool:
+    return bool(config.dropout) and config.dropout_rng == "native"
 
 
 def load(params: Params, config: TrainConfig, device: jax.Device | None = None) -> State:
     """The kit's canonical parameters as the model, split once into ``graphdef`` and ``params``."""
-    return State(*split(config, params, device), config.arch)
+    graphdef, flax_params = split(config, params, device)
+    return State(graphdef, flax_params, jax.device_put(jax.random.key(config.seed), device), config.arch)
 
 
-def loss(params: nnx.State, state: State, X: jax.Array, Y: jax.Array, reduction: str, masks: tuple = ()) -> tuple[
-        jax.Array, tuple[jax.Array, nnx.State]]:
-    """The loss to differentiate: the model merged back inside the traced function; the mean loss and the
-    Dropout generators' new state as aux."""
-    model = nnx.merge(state.graphdef, params, state.rngs)
-    Ytilde = logits(model, X, masks)
+def loss(params: nnx.State, graphdef: Any, X: jax.Array, Y: jax.Array, reduction: str, masks: tuple = (),
+         key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """The loss to differentiate: the model merged back inside the traced function; the mean loss as aux."""
+    model = nnx.merge(graphdef, params)
+    Ytilde = logits(model, X, masks, key)
     L, _ = loss_accuracy(Ytilde, Y, reduction=reduction)
-    return L, (loss_accuracy(Ytilde, Y)[0], nnx.state(model, nnx.Not(nnx.Param)))
+    return L, loss_accuracy(Ytilde, Y)[0]
 
 
 @partial(jax.jit, static_argnames="reduction")
-def grads_of(state: State, X: jax.Array, Y: jax.Array, *, reduction: str, masks: tuple = ()) -> tuple[
-        jax.Array, nnx.State, nnx.State]:
-    """The mean loss, the gradients (a pytree shaped like ``state.params``) and the generators' new state."""
-    (_, (L, rngs)), grads = jax.value_and_grad(loss, has_aux=True)(state.params, state, X, Y, reduction, masks)
-    return L, grads, rngs
+def grads_of(state: State, X: jax.Array, Y: jax.Array, *, reduction: str, masks: tuple = (),
+             key: jax.Array | None = None) -> tuple[jax.Array, nnx.State]:
+    """The mean loss and the gradients, a pytree shaped like ``state.params``."""
+    (_, L), grads = jax.value_and_grad(loss, has_aux=True)(state.params, state.graphdef, X, Y, reduction, masks, key)
+    return L, grads
 
 
 def sgd(params: nnx.State, grads: nnx.State, eta: float) -> nnx.State:
@@ -142,23 +150,26 @@ def sgd(params: nnx.State, grads: nnx.State, eta: float) -> nnx.State:
 def make_step(config: TrainConfig) -> Callable[..., State]:
     """One training step: the gradients of the merged model, then gradient descent."""
 
+    native = native_dropout(config)
+
     def step(state: State, X: jax.Array, Y: jax.Array, masks: tuple = ()) -> State:
-        _, grads, rngs = grads_of(state, X, Y, reduction=config.loss_reduction, masks=masks)
-        return State(state.graphdef, sgd(state.params, grads, config.eta), rngs, state.arch)
+        key, dropout_key = jax.random.split(state.key) if native else (state.key, None)
+        _, grads = grads_of(state, X, Y, reduction=config.loss_reduction, masks=masks, key=dropout_key)
+        return State(state.graphdef, sgd(state.params, grads, config.eta), key, state.arch)
 
     return step
 
 
 def evaluate(state: State, X: jax.Array, Y: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Mean loss and accuracy of a whole set (in evaluation mode: no dropout)."""
-    model = nnx.merge(state.graphdef, state.params, state.rngs)
+    model = nnx.merge(state.graphdef, state.params)
     model.eval()
     return loss_accuracy(model(X), Y)
 
 
 def trace(state: State, X: jax.Array) -> dict:
     """The intermediates, layer by layer (for the first-divergence view), in evaluation mode."""
-    model = nnx.merge(state.graphdef, state.params, state.rngs)
+    model = nnx.merge(state.graphdef, state.params)
     outputs, h = [], X
     for layer in model.layers[:len(state.arch.trace_names)]:
         h = h if isinstance(layer, nnx.Dropout) else layer(h)  # dropout is the identity in evaluation
@@ -175,7 +186,7 @@ def canonical(flax_params: nnx.State, arch: Architecture = LAB) -> Params:
 def gradients(state: State, X: jax.Array, Y: jax.Array, *, reduction: str, masks: tuple = ()) -> tuple[
         jax.Array, Params]:
     """The mean loss of a batch and its gradients, in the canonical layout."""
-    L, grads, _ = grads_of(state, X, Y, reduction=reduction, masks=masks)
+    L, grads = grads_of(state, X, Y, reduction=reduction, masks=masks)
     return L, canonical(grads, state.arch)
 
 

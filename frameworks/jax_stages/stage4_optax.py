@@ -22,7 +22,15 @@ from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.jax_stages import _backend as backend
-from frameworks.jax_stages.stage3_flax import canonical, evaluate, gradients, grads_of, split, trace  # stage 3's
+from frameworks.jax_stages.stage3_flax import (  # stage 3's
+    canonical,
+    evaluate,
+    gradients,
+    grads_of,
+    native_dropout,
+    split,
+    trace,
+)
 
 
 def init_optimizer(eta: float) -> optax.GradientTransformation:
@@ -31,29 +39,32 @@ def init_optimizer(eta: float) -> optax.GradientTransformation:
 
 @struct.dataclass
 class State:
-    """Stage 3's split model (static ``graphdef``, ``params``, ``rngs``) and the optimizer's state."""
+    """Stage 3's split model (static ``graphdef``, ``params``, dropout's ``key``) and the optimizer's state."""
 
     graphdef: Any = struct.field(pytree_node=False)
     params: nnx.State
-    rngs: nnx.State
+    key: jax.Array
     opt_state: optax.OptState
     arch: Architecture = struct.field(pytree_node=False, default=LAB)
 
 
 def load(params: Params, config: TrainConfig, device: jax.Device | None = None) -> State:
     """The kit's canonical parameters as the split model, and the optimizer's initial state."""
-    graphdef, flax_params, rngs = split(config, params, device)
-    return State(graphdef, flax_params, rngs, init_optimizer(config.eta).init(flax_params), config.arch)
+    graphdef, flax_params = split(config, params, device)
+    key = jax.device_put(jax.random.key(config.seed), device)
+    return State(graphdef, flax_params, key, init_optimizer(config.eta).init(flax_params), config.arch)
 
 
 def make_step(config: TrainConfig) -> Callable[..., State]:
     """One training step: the gradients, then ``tx.update`` and ``optax.apply_updates`` (the optimizer holds eta)."""
     tx = init_optimizer(config.eta)
+    native = native_dropout(config)
 
     def step(state: State, X: jax.Array, Y: jax.Array, masks: tuple = ()) -> State:
-        _, grads, rngs = grads_of(state, X, Y, reduction=config.loss_reduction, masks=masks)
+        key, dropout_key = jax.random.split(state.key) if native else (state.key, None)
+        _, grads = grads_of(state, X, Y, reduction=config.loss_reduction, masks=masks, key=dropout_key)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        return State(state.graphdef, optax.apply_updates(state.params, updates), rngs, opt_state, state.arch)
+        return State(state.graphdef, optax.apply_updates(state.params, updates), key, opt_state, state.arch)
 
     return step
 

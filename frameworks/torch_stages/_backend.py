@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from frameworks._arch import Architecture
+from frameworks._arch import Architecture, Norm
 from frameworks._config import TrainConfig
 from frameworks._errors import KitError
 from frameworks._params import Params
@@ -84,7 +84,7 @@ def from_canonical(params: Params, dtype: str, device: torch.device) -> dict[str
     return {name: asarray(value, dtype, device) for name, value in params.items()}
 
 
-def native_init(nx: int, nh: int | tuple[int, ...], ny: int, *, seed: int, norm: str | None = None) -> Params:
+def native_init(nx: int, nh: int | tuple[int, ...], ny: int, *, seed: int, norm: Norm = None) -> Params:
     """PyTorch's own default init, ``nn.Linear.reset_parameters``: weights Kaiming-uniform with
     a=sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), biases uniform on the same bound
     (``nn.LayerNorm``: unit weight, zero bias), one ``Linear`` a layer, in order.
@@ -136,7 +136,7 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
         metrics = []
         for e, rows_of_epoch in enumerate(torch.as_tensor(batches, device=Xtrain.device)):
             for i, rows in enumerate(rows_of_epoch):
-                state = step(state, Xtrain[rows], Ytrain[rows], tuple(m[e, i] for m in keep))
+                state = step(state, Xtrain[rows], Ytrain[rows], *((tuple(m[e, i] for m in keep),) if keep else ()))
             if evaluate is not None:
                 metrics.append([float(m) for m in (*evaluate(state, Xtrain, Ytrain), *evaluate(state, Xtest, Ytest))])
         return state, metrics if evaluate is not None else None

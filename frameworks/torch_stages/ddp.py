@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from frameworks.__main__ import Parser
-from frameworks._batches import BatchOrder
+from frameworks._batches import BatchOrder, dropout_masks
 from frameworks._cli_train import add_config_arguments, config_from, dataset_from
 from frameworks._errors import KitError
 from frameworks._registry import get
@@ -85,10 +85,15 @@ def train(impl_id: str, args: argparse.Namespace) -> dict:
         order = BatchOrder(len(dataset.Xtrain), config.batch_size, seed=config.seed)
         share = config.batch_size // world
         history: dict[str, list[float]] = {m: [] for m in METRICS}
-        for _ in range(config.epochs):
-            for rows in torch.as_tensor(order.next_epoch(), device=device):
+        kit_masks = bool(config.dropout) and config.dropout_rng == "kit"
+        for epoch in range(config.epochs):
+            masks = [torch.as_tensor(m[0], device=device) for m in dropout_masks(
+                config.seed, range(epoch, epoch + 1), order.batches_per_epoch, config.batch_size, config.arch.hidden,
+                config.dropout)] if kit_masks else []
+            for i, rows in enumerate(torch.as_tensor(order.next_epoch(), device=device)):
                 mine = rows[rank * share:(rank + 1) * share]
-                step(replica, data[0][mine], data[1][mine])
+                keep = tuple(m[i, rank * share:(rank + 1) * share] for m in masks)  # this process's rows' masks
+                step(replica, data[0][mine], data[1][mine], *((keep,) if keep else ()))
             metrics = (*stage.evaluate(state, data[0], data[1]), *stage.evaluate(state, data[2], data[3]))
             for name, value in zip(METRICS, metrics):
                 history[name].append(float(value))

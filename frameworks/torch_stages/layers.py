@@ -9,6 +9,8 @@ The twin of ``jax_stages/layers.py``: ``torch`` becomes ``jnp``, ``dim`` becomes
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -16,7 +18,7 @@ from torch.nn import functional as F
 from frameworks._arch import LAYER_NORM_EPS, LEAKY_SLOPE
 
 #: h = f(z), the framework's own functions.
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[..., Any]] = {
     "tanh": torch.tanh,
     "relu": torch.relu,
     "leaky_relu": lambda z: F.leaky_relu(z, LEAKY_SLOPE),
@@ -48,7 +50,7 @@ def _silu_derivative(z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
 
 
 #: f'(z), from z and h = f(z).
-DERIVATIVES = {
+DERIVATIVES: dict[str, Callable[..., Any]] = {
     "tanh": lambda z, h: 1 - h**2,  # tanh' = 1 - tanh^2
     "relu": lambda z, h: (z > 0).to(z.dtype),  # 1 where z > 0, else 0
     "leaky_relu": lambda z, h: torch.where(z > 0, torch.ones_like(z), LEAKY_SLOPE),  # 1 where z > 0, else the slope

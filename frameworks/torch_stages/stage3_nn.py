@@ -24,9 +24,10 @@ from frameworks._stage import Stage
 from frameworks.torch_stages import _backend as backend
 
 #: Each activation's module: GELU is exact unless asked for its tanh form.
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(LEAKY_SLOPE),
-               "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
-               "silu": nn.SiLU}
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(LEAKY_SLOPE), "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "silu": nn.SiLU,
+}
 
 
 def init_model(params: Params, *, dtype: str = "float32", device: torch.device | None = None,
@@ -54,7 +55,7 @@ def init_model(params: Params, *, dtype: str = "float32", device: torch.device |
     return mlp
 
 
-def logits(model: nn.Module, X: torch.Tensor, masks: tuple = ()) -> torch.Tensor:
+def logits(model: nn.Sequential, X: torch.Tensor, masks: tuple = ()) -> torch.Tensor:
     """``model(X)``; given the kit's dropout masks, each ``Dropout`` layer applies the next one instead of
     drawing its own (the same inverted scaling, 1 / (1 - p))."""
     if not masks:
@@ -75,7 +76,7 @@ def loss_accuracy(loss: nn.Module, Ytilde: torch.Tensor, Y: torch.Tensor) -> tup
 class State:
     """The model and the loss it trains on (``reduction`` "mean", or "sum" as in the cheat-sheet)."""
 
-    def __init__(self, model: nn.Module, reduction: str = "mean", arch: Architecture = LAB) -> None:
+    def __init__(self, model: nn.Sequential, reduction: str = "mean", arch: Architecture = LAB) -> None:
         self.model = model
         self.loss: nn.Module = nn.CrossEntropyLoss(reduction=reduction)
         self.arch = arch
@@ -88,7 +89,8 @@ def load(params: Params, config: TrainConfig, device: torch.device | None = None
     return State(model.train(config.dropout_rng == "native"), config.loss_reduction, config.arch)
 
 
-def backward(model: nn.Module, loss: nn.Module, X: torch.Tensor, Y: torch.Tensor, masks: tuple = ()) -> torch.Tensor:
+def backward(model: nn.Sequential, loss: nn.Module, X: torch.Tensor, Y: torch.Tensor, masks: tuple = ()) -> \
+        torch.Tensor:
     """Forward through the model, then ``backward()`` of ``loss``: fills each parameter's ``.grad``.
 
     Returns the batch's mean loss, whatever ``loss`` reduces by."""

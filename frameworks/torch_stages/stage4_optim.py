@@ -27,7 +27,7 @@ def init_optimizer(model: nn.Module, eta: float) -> torch.optim.Optimizer:
 class State(stage3_nn.State):
     """Stage 3's model and loss, and the optimizer."""
 
-    def __init__(self, model: nn.Module, reduction: str, eta: float, arch: Architecture = LAB) -> None:
+    def __init__(self, model: nn.Sequential, reduction: str, eta: float, arch: Architecture = LAB) -> None:
         super().__init__(model, reduction, arch)
         self.optimizer = init_optimizer(model, eta)
 
