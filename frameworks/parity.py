@@ -226,7 +226,11 @@ def format_table(table: dict[str, Any]) -> str:
         cells = "".join(f"{'same code':>15}" if (i, j) in shared else f"{e:>15.1e}" for j, e in enumerate(row))
         refs = (table["vs_oracle"][i], table.get("vs_derivation", [np.nan] * len(ids))[i],
                 table["vs_finite_differences"][i])
-        lines.append(f"{ids[i]:<{width}}{cells}" + "".join(f"{e:>13.1e}" for e in refs))
+        lines.append(f"{ids[i]:<{width}}{cells}" + "".join(f"{'-':>13}" if np.isnan(e) else f"{e:>13.1e}"
+                                                           for e in refs))
+    if any(np.isnan(e) for e in table.get("vs_derivation", [])):
+        lines.append("derivation: '-', the lab's NumPy derivation is written for its one hidden tanh layer only "
+                     "(complex step, which derives nothing, checks every network)")
     if "paths" in table:
         counts = ", ".join(f"{len(groups)} {part}" for part, groups in table["paths"].items())
         lines.append(f"independent code paths among these {len(ids)}: {counts}; "

@@ -166,3 +166,40 @@ def test_a_config_with_an_architecture_round_trips_through_json() -> None:
     config = frameworks.TrainConfig(hidden=(8, 4), activation=("relu", "gelu"), norm="layer", dropout=0.1)
     again = frameworks.TrainConfig(**json.loads(json.dumps(config.to_dict())))
     assert again == config and hash(again) == hash(config)
+
+
+def test_first_divergence_names_the_layer_of_a_naive_gelu_port(monkeypatch) -> None:
+    """The naive port (Flax's default GELU, the tanh approximation) is caught at its first GELU, by name."""
+    from flax import nnx
+
+    from frameworks.jax_stages import stage3_flax
+
+    arch, params, X, Y, _ = deep_problem(0, (8, 8), ("gelu", "gelu"), "layer", 0.0)
+    assert parity.first_divergence("torch/nn", "jax/flax", params, X, Y, dtype="float64", arch=arch)["first"] is None
+    monkeypatch.setitem(stage3_flax.ACTIVATIONS, "gelu", nnx.gelu)  # approximate=True, Flax's default
+    report = parity.first_divergence("torch/nn", "jax/flax", params, X, Y, dtype="float64", arch=arch)
+    assert report["first"] == "layers.2.gelu"
+    assert dict(report["errors"])["layers.1.layer_norm"] <= 1e-15
+
+
+def test_parity_and_compare_on_a_deeper_network(tmp_path, capsys) -> None:
+    """``parity --hidden ... --activation ... --norm ... --dropout`` prints the matrix against complex step;
+    ``compare`` adds the native-dropout trap and the measured layer defaults to its report."""
+    from frameworks.__main__ import main
+
+    assert main(["parity", "--hidden", "12,6", "--activation", "gelu", "--norm", "layer", "--dropout", "0.2",
+                 "--dtype", "float64", "--out", str(tmp_path / "parity")]) == 0
+    out = capsys.readouterr().out
+    assert "network: 2-(12 gelu+LN, 6 gelu+LN, dropout 0.2)-2" in out and "PASS" in out
+    assert "derivation: '-', the lab's NumPy derivation is written for its one hidden tanh layer only" in out
+    assert main(["parity", "--hidden", "12,6", "--activation", "gelu", "--norm", "layer", "--dtype", "float64",
+                 "--first-divergence", "torch/manual", "jax/flax"]) == 0
+    assert "layers.1.layer_norm" in capsys.readouterr().out
+    report_dir = tmp_path / "compare"
+    assert main(["compare", "--dataset", "digits", "--only", "torch/nn,jax/flax", "--hidden", "16", "--activation", "gelu",
+                 "--norm", "layer", "--dropout", "0.2", "--epochs", "2", "--seeds", "0", "--no-progress",
+                 "--out", str(report_dir)]) == 0
+    report = (report_dir / "report.md").read_text()
+    assert "### Each framework's own dropout generator" in report and "their parameters differ by" in report
+    assert "### Flax's layer defaults, on this network" in report and "`layers.2.gelu`" in report
+    assert "hidden (16 gelu+LN, dropout 0.2)" in report

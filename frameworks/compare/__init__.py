@@ -78,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
     implementations = selected_implementations(args.only)
     dataset = dataset_from(args)
     config = config_from(args)
-    if config.model != "lab" or config.init == "native":
-        trap = "the double softmax" if config.model != "lab" else "each framework's native init"
+    if config.model != "lab" or config.init == "native" or (config.dropout and config.dropout_rng == "native"):
+        trap = ("the double softmax" if config.model != "lab" else "each framework's native init"
+                if config.init == "native" else "each framework's own dropout generator")
         raise KitError(f"compare runs {trap} as one of its trap modes, beside the lab-faithful run; "
                        "drop the option (or use train IMPL with it for one run).")
     check_memory(dataset.nx, config.arch.hidden, dataset.ny, rows=len(dataset.Xtrain) + len(dataset.Xtest))
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"compare on {dataset.name}: {len(implementations)} implementations, {config}", flush=True)
 
     traps = args.traps and dataset.name != "mnist"
-    modes = [Mode("lab", {}, registered()), *(trap_modes() if traps else [])]
+    modes = [Mode("lab", {}, registered()), *(trap_modes(config) if traps else [])]
     modes = [mode for mode in modes if set(implementations) & set(mode.implementations)]  # e.g. --only jax/manual
     runs = train_modes(dataset, config, implementations, modes, progress=progress_enabled(args))
     study = seed_study(dataset, config, seeds=seeds) if traps and seeds else None

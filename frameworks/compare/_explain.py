@@ -33,6 +33,8 @@ def explain(runs: Runs, study: dict[str, Any] | None, config: TrainConfig, *, cl
         text += _native_init(runs["native-init"], runs["lab"], config)
     if "double-softmax" in runs:
         text += _double_softmax(runs["double-softmax"], runs["lab"], config, classes)
+    if "native-dropout" in runs:
+        text += _native_dropout(runs["native-dropout"], runs["lab"], config)
     if study:
         text += _seed_study(study, runs, config.init)
     return "\n".join(text)
@@ -117,6 +119,27 @@ def _double_softmax(trap: Mapping[str, TrainResult], lab: Mapping[str, TrainResu
         f"accuracy {describe(trap, 'test_acc', config.dtype)}; final train loss "
         f"{describe(trap, 'train_loss', config.dtype)}, against {without} for the same stages without the extra "
         "softmax."))
+
+
+def _native_dropout(native: Mapping[str, TrainResult], lab: Mapping[str, TrainResult], config: TrainConfig
+                    ) -> list[str]:
+    kit = {i: r for i, r in lab.items() if i in native}
+    together, apart = agreement(kit, config.dtype), agreement(native, config.dtype)
+    torch_run, jax_run = (next((r for i, r in native.items() if i.startswith(f"{fw}/")), None)
+                          for fw in ("torch", "jax"))
+    gap = (f"; after the run their parameters differ by {max_relative_error(jax_run.params, torch_run.params):.2f} "
+           "(relative)" if torch_run and jax_run else "")
+    shared = ("with the kit's masks (drawn once in NumPy, applied by every implementation) the same stages stay "
+              f"together (largest difference {together.largest:.1e})" if together.agree else
+              f"even with the kit's masks these stages part from epoch {together.parted_at}")
+    parted = (f"part from epoch {apart.parted_at}" if apart.parted_at is not None else
+              f"keep loss curves within the report's tolerance over these {config.epochs} epochs, on other weights")
+    return _section("### Each framework's own dropout generator", (
+        f"Dropout at rate {config.dropout:g} is inverted in both libraries (kept units scaled by "
+        f"1 / (1 - p) = {1 / (1 - config.dropout):.3f}), but `nn.Dropout` draws its masks from PyTorch's "
+        "generator and `nnx.Dropout` from a JAX key: with `dropout_rng=\"native\"` the runs "
+        f"{parted}{gap}. Final test accuracy {describe(native, 'test_acc', config.dtype)}; {shared}, at "
+        f"{describe(kit, 'test_acc', config.dtype)}."))
 
 
 def _seed_study(study: dict[str, Any], runs: Runs, init: str) -> list[str]:

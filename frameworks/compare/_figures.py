@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from frameworks._arch import Architecture
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset
 from frameworks._params import Params
@@ -46,13 +47,13 @@ def draw_figures(out: Path, dataset: Dataset, config: TrainConfig, runs: Runs) -
         for impl_id, result in lab.items():
             title = f"{impl_id}: test acc {result.final('test_acc'):.3f}"
             written.append(plots.decision_boundary(
-                partial(_probabilities, result.params), dataset.Xtest, dataset.Ytest,
+                partial(_probabilities, result.params, result.config.arch), dataset.Xtest, dataset.Ytest,
                 out / "boundaries" / boundary_file(impl_id), title=title))
     return written
 
 
-def _probabilities(params: Params, grid: np.ndarray) -> np.ndarray:
-    """The network's class probabilities on a grid of points (the oracle's forward pass)."""
+def _probabilities(params: Params, arch: Architecture, grid: np.ndarray) -> np.ndarray:
+    """The network's class probabilities on a grid of points (the oracle's forward pass, no dropout)."""
     from frameworks import oracle
 
-    return oracle.forward(params, grid)["yhat"]
+    return oracle.forward(params, grid, arch)["yhat"]

@@ -29,14 +29,18 @@ class Mode:
     implementations: tuple[str, ...]
 
 
-def trap_modes() -> list[Mode]:
-    """The lab's traps (each explained in the report by :func:`frameworks.compare.explain`)."""
-    return [
+def trap_modes(config: TrainConfig | None = None) -> list[Mode]:
+    """The lab's traps (each explained in the report by :func:`frameworks.compare.explain`), and for a network
+    with dropout, each framework's own dropout generator."""
+    models = tuple(i for i in implementations() if get(i).has_model)
+    modes = [
         Mode("sum", {"loss_reduction": "sum"}, implementations()),  # the cheat-sheet's summed batch gradient
         Mode("native-init", {"init": "native"}, implementations()),  # each framework's own initializer
-        Mode("double-softmax", {"model": "double_softmax"},  # a softmax before the loss's own
-             tuple(i for i in implementations() if get(i).has_model)),
+        Mode("double-softmax", {"model": "double_softmax"}, models),  # a softmax before the loss's own
     ]
+    if config is not None and config.dropout:
+        modes.append(Mode("native-dropout", {"dropout_rng": "native"}, models))  # each framework's own masks
+    return modes
 
 
 def selected_implementations(only: str | None) -> tuple[str, ...]:
