@@ -27,7 +27,7 @@ import numpy as np
 
 from frameworks._config import TrainConfig
 from frameworks._errors import KitError
-from frameworks._params import NAMES, Params, check_params
+from frameworks._params import Params, check_params
 
 FORMAT = "rdfia-mlp-kit/checkpoint/1"
 
@@ -46,9 +46,10 @@ class Checkpoint:
 
 
 def _digest(params: Params, record: bytes) -> str:
+    """SHA-256 of the record and the parameters, in the order of the layers (``check_params``'s)."""
     sha = hashlib.sha256(record)
-    for name in NAMES:
-        sha.update(np.ascontiguousarray(params[name], dtype="<f8").tobytes())
+    for value in params.values():
+        sha.update(np.ascontiguousarray(value, dtype="<f8").tobytes())
     return sha.hexdigest()
 
 
@@ -108,11 +109,14 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             f"{path} is not a readable checkpoint: not a NumPy .npz archive, or a truncated one "
             f"({type(err).__name__}); expected a file written by `train --checkpoint` or frameworks.save_checkpoint."
         ) from None
-    missing = [key for key in ("record", "sha256", *NAMES) if key not in arrays]
+    missing = [key for key in ("record", "sha256") if key not in arrays]
     if missing:
         raise KitError(f"{path} is not a kit checkpoint: it lacks {missing}.")
     record = arrays["record"].tobytes()
-    params = {name: arrays[name].astype(np.float64) for name in NAMES}
+    try:
+        params = check_params({name: arrays[name] for name in arrays if name not in ("record", "sha256")})
+    except KitError as err:
+        raise KitError(f"{path} is not a kit checkpoint: {err}") from None
     if _digest(params, record) != str(arrays["sha256"]):
         raise KitError(f"{path} fails its SHA-256 check: the file was altered or damaged; refusing to load it.")
     meta = json.loads(record)
@@ -121,7 +125,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(
         implementation=meta["implementation"],
         config=TrainConfig(**meta["config"]),
-        params=check_params(params),
+        params=params,
         history=meta["history"],
         epoch=meta["epoch"],
         batch_order_state=meta["batch_order_state"],

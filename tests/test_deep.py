@@ -203,3 +203,15 @@ def test_parity_and_compare_on_a_deeper_network(tmp_path, capsys) -> None:
     assert "### Each framework's own dropout generator" in report and "their parameters differ by" in report
     assert "### Flax's layer defaults, on this network" in report and "`layers.2.gelu`" in report
     assert "hidden (16 gelu+LN, dropout 0.2)" in report
+
+
+def test_a_deep_dropout_run_checkpoints_and_resumes_exactly(tmp_path, digits) -> None:
+    """Each epoch's masks come from their own generator (seed, 2, epoch): a run stopped and resumed, even in
+    another framework, draws the masks the uninterrupted run drew."""
+    config = frameworks.TrainConfig.mnist(epochs=4, hidden=(16, 8), activation="silu", norm="layer", dropout=0.2,
+                                          dtype="float64")
+    full = frameworks.get("jax/manual").train(digits, config)
+    frameworks.get("torch/manual").train(digits, config.replace(epochs=2), checkpoint=tmp_path / "run.npz")
+    resumed = frameworks.get("jax/manual").train(digits, config, resume=tmp_path / "run.npz")
+    assert max_relative_error(resumed.params, full.params) <= 1e-12
+    assert resumed.history["train_loss"] == pytest.approx(full.history["train_loss"], rel=1e-12)
