@@ -45,20 +45,25 @@ architectures = st.tuples(
 )
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(architectures)
 def test_every_implementation_matches_the_oracle_on_random_architectures(drawn) -> None:
     """Depth 1-4, widths 1-64, each activation (all of one kind, the last layer's swapped for another so
     that mixed networks are drawn too), with and without LayerNorm and dropout: all eight within 1e-12 of
-    complex-step differentiation in float64."""
+    complex-step differentiation in float64, and within 1e-5 in float32 where LayerNorm normalizes 8 or more
+    features (over 2 or 3 nearly equal features, x - mean cancels in float32: the function itself is then
+    ill-conditioned, 1.6e-4 measured against the float64 oracle, while at 8 or more the worst of 80 random
+    networks was 9.8e-7)."""
     widths, activation, norm, dropout, seed = drawn
     activations = (activation,) * (len(widths) - 1) + (ACTIVATIONS[(ACTIVATIONS.index(activation) + seed) % 7],)
     arch, params, X, Y, masks = deep_problem(seed, tuple(widths), activations, norm, dropout)
     refs = oracle.references(params, X, Y, arch=arch, masks=masks)
-    for impl_id in IMPLEMENTATIONS:
-        _, grads = frameworks.get(impl_id).gradients(params, X, Y, activation=arch.activations, dropout=dropout,
-                                                     masks=masks)
-        assert refs.error(grads, "oracle") <= tolerance("gradients", "float64"), (impl_id, arch)
+    dtypes = ("float64", "float32") if not norm or min(widths) >= 8 else ("float64",)
+    for dtype in dtypes:
+        for impl_id in IMPLEMENTATIONS:
+            _, grads = frameworks.get(impl_id).gradients(params, X, Y, dtype=dtype, activation=arch.activations,
+                                                         dropout=dropout, masks=masks)
+            assert refs.error(grads, "oracle") <= tolerance("gradients", dtype), (impl_id, dtype, arch)
 
 
 @pytest.mark.parametrize("hidden, activation, norm, dropout", [
@@ -196,9 +201,9 @@ def test_parity_and_compare_on_a_deeper_network(tmp_path, capsys) -> None:
                  "--first-divergence", "torch/manual", "jax/flax"]) == 0
     assert "layers.1.layer_norm" in capsys.readouterr().out
     report_dir = tmp_path / "compare"
-    assert main(["compare", "--dataset", "digits", "--only", "torch/nn,jax/flax", "--hidden", "16", "--activation", "gelu",
-                 "--norm", "layer", "--dropout", "0.2", "--epochs", "2", "--seeds", "0", "--no-progress",
-                 "--out", str(report_dir)]) == 0
+    assert main(["compare", "--dataset", "digits", "--only", "torch/nn,jax/flax", "--hidden", "16",
+                 "--activation", "gelu", "--norm", "layer", "--dropout", "0.2", "--epochs", "2", "--seeds", "0",
+                 "--no-progress", "--out", str(report_dir)]) == 0
     report = (report_dir / "report.md").read_text()
     assert "### Each framework's own dropout generator" in report and "their parameters differ by" in report
     assert "### Flax's layer defaults, on this network" in report and "`layers.2.gelu`" in report

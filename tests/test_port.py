@@ -171,6 +171,8 @@ def test_a_ported_model_trains_in_the_kits_eight_implementations() -> None:
     config = ported.config(epochs=1, batch_size=100, eta=0.05, dtype="float64")
     assert config.arch.hidden == (32, 16) and config.arch.activations == ("gelu", "relu") and config.dropout == 0.1
     assert list(ported.canonical) == ["W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "Wy", "by"]
+    assert all(np.array_equal(mine[k], theirs[k]) for mine, theirs in zip(config.arch.layers(ported.canonical),
+                                                                           ported.params) for k in mine)
     digits = frameworks.load_dataset("digits")
     runs = {i: frameworks.get(i).train(digits, config, params=ported.canonical) for i in frameworks.IMPLEMENTATIONS}
     for impl_id, run in runs.items():
