@@ -111,6 +111,14 @@ class Architecture:
             return ("htilde", "h", "ytilde")
         return (*(name for name, _ in self.modules()[:-1]), "ytilde")
 
+    def layers(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Canonical ``params`` of this network as a list of layers (see :func:`layers`)."""
+        return layers(params, self)
+
+    def from_layers(self, weights: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """A list of layers' weights as canonical parameters (see :func:`from_layers`)."""
+        return from_layers(weights, self)
+
     @property
     def label(self) -> str:
         """``nh=10`` for the lab's network, else its :meth:`describe` in brackets (titles and reports)."""

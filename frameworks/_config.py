@@ -14,6 +14,19 @@ from typing import Any, Literal
 
 from frameworks._arch import Architecture, architecture
 from frameworks._errors import KitError, unknown
+from frameworks.optim import (
+    CLIPS,
+    OPTIMIZERS,
+    SCHEDULES,
+    SGD,
+    Adagrad,
+    Clip,
+    OneCycleLR,
+    Optimizer,
+    Schedule,
+    from_dict,
+    to_dict,
+)
 
 DType = Literal["float32", "float64"]
 Device = Literal["cpu", "gpu", "tpu"]
@@ -48,7 +61,14 @@ class TrainConfig:
         layer, like the batch order) and applied by every implementation, which then stay on one
         trajectory; "native": each framework draws its own masks with its own generator (module
         stages only) -- a trap: the runs part at the first step.
-      eta: learning rate of plain SGD.
+      eta: the learning rate (``lr`` in PyTorch; a schedule scales it).
+      optimizer: ``frameworks.optim``'s SGD (the lab's, plain, by default), Adam, AdamW, RMSprop or Adagrad,
+        with PyTorch's argument names and defaults.
+      schedule: None, or a learning-rate schedule of ``frameworks.optim`` (StepLR, MultiStepLR,
+        ExponentialLR, CosineAnnealingLR, LinearLR, OneCycleLR, SequentialLR), stepped once an epoch or
+        once a batch as its ``interval`` says.
+      clip: None, or ``ClipGradNorm(max_norm)`` / ``ClipGradValue(clip_value)``, applied to the gradients
+        before the optimizer's step.
       batch_size: rows per minibatch; the remainder of each epoch is dropped.
       epochs: passes over the training set.
       seed: seeds the initial weights and the batch order (both drawn in NumPy).
@@ -92,6 +112,9 @@ class TrainConfig:
     dropout: float = 0.0
     dropout_rng: Literal["kit", "native"] = "kit"
     eta: float = 0.03
+    optimizer: Optimizer = SGD()
+    schedule: Schedule | None = None
+    clip: Clip | None = None
     batch_size: int = 10
     epochs: int = 150
     seed: int = 0
@@ -141,6 +164,17 @@ class TrainConfig:
         if self.dropout_rng not in DROPOUT_RNGS:
             raise unknown("TrainConfig.dropout_rng", self.dropout_rng, DROPOUT_RNGS)
         self.arch  # noqa: B018 -- validates hidden, activation, norm and dropout
+        for name, kinds in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("clip", CLIPS)):
+            value = getattr(self, name)
+            if isinstance(value, dict):  # from JSON: a checkpoint's or a report's config
+                object.__setattr__(self, name, value := from_dict(value, kinds))
+            if not (value is None and name != "optimizer") and not isinstance(value, tuple(kinds.values())):
+                raise KitError(f"TrainConfig.{name} must be one of frameworks.optim's {', '.join(kinds)}"
+                               f"{' (or None)' if name != 'optimizer' else ''}, got {value!r}.")
+        if isinstance(self.schedule, OneCycleLR) and self.schedule.cycle_momentum \
+                and isinstance(self.optimizer, Adagrad):
+            raise KitError("OneCycleLR(cycle_momentum=True) cycles the momentum or beta1, which Adagrad has not "
+                           "(PyTorch refuses it too): set cycle_momentum=False.")
 
     @property
     def arch(self) -> Architecture:
@@ -186,4 +220,9 @@ class TrainConfig:
         return cls(nh=100, batch_size=100, eta=0.03, epochs=100).replace(**changes)
 
     def to_dict(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
+        """The config as JSON-ready data (the optimizer, schedule and clip under their class names)."""
+        out: dict[str, object] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in ("optimizer", "schedule", "clip"):
+            value = getattr(self, name)
+            out[name] = None if value is None else to_dict(value)
+        return out

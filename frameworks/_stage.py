@@ -4,8 +4,10 @@ A stage module reads as the lab's lesson, top to bottom, and ends with one
 value, ``STAGE = Stage(...)``, naming the functions the kit calls:
 
     load(params, config, device) -> state        canonical float64 params into the stage's own state
-    step(config) -> (state, X, Y[, masks])->state one update on a batch (pure for JAX: jitted and scanned);
-                                                  masks: the kit's dropout masks, passed only with dropout
+    step(config[, steps_per_epoch])               -> (state, X, Y[, masks]) -> state: one update on a batch
+                                                  (pure for JAX: jitted and scanned); masks: the kit's dropout
+                                                  masks, passed only with dropout; steps_per_epoch only with a
+                                                  learning-rate schedule
     evaluate(state, X, Y) -> (loss, acc)          mean loss and accuracy (no dropout)
     gradients(state, X, Y, *, reduction[, masks]) the batch's mean loss and the gradients of the stage's own
                                                   mechanism (canonical keys: Wh, bh, Wy, by for the lab's net)
@@ -80,7 +82,7 @@ class Stage:
 
     backend: Backend
     load: Callable[[Params, TrainConfig, Any], Any]
-    step: Callable[[TrainConfig], Callable[[Any, Any, Any], Any]]
+    step: Callable[..., Callable[..., Any]]
     evaluate: Callable[[Any, Any, Any], tuple[Any, Any]]
     gradients: Callable[..., tuple[Any, Mapping[str, Any]]]
     trace: Callable[[Any, Any], Mapping[str, Any]]

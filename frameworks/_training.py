@@ -7,6 +7,7 @@ and returns canonical parameters. The stage module supplies the mechanics.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import time
@@ -27,6 +28,7 @@ from frameworks._errors import KitError
 from frameworks._params import Params, check_memory, check_params, init_params, widths
 from frameworks._registry import MODULE_STAGES
 from frameworks._stage import Stage, place
+from frameworks.optim import SGD, OneCycleLR
 
 if TYPE_CHECKING:
     from frameworks._registry import Implementation
@@ -148,16 +150,20 @@ def _check_masks(masks: tuple[np.ndarray, ...], arch: Architecture, rows: int) -
     return masks
 
 
-def runner(stage: Stage, config: TrainConfig, placement: Any, *, metrics: bool = True) -> Callable[..., Any]:
+def runner(stage: Stage, config: TrainConfig, placement: Any, *, metrics: bool = True,
+           steps_per_epoch: int = 1) -> Callable[..., Any]:
     """The epoch runner of ``stage`` under ``config`` on ``placement`` (``backend.epoch_runner``), built,
     and for JAX compiled, once: a later run with the same shapes and settings reuses the program.
-    ``seed``, ``epochs`` and ``init`` do not change the program, so they are not part of the key."""
-    return _runner(stage, config.replace(seed=0, epochs=1, init="lab", torch_threads=1), placement, metrics)
+    ``seed``, ``epochs`` and ``init`` do not change the program, so they are not part of the key.
+    ``steps_per_epoch`` reaches the stage only with a schedule (which counts epochs in updates)."""
+    spe = steps_per_epoch if config.schedule is not None else 1
+    return _runner(stage, config.replace(seed=0, epochs=1, init="lab", torch_threads=1), placement, metrics, spe)
 
 
 @functools.lru_cache(maxsize=64)
-def _runner(stage: Stage, config: TrainConfig, placement: Any, metrics: bool) -> Callable[..., Any]:
-    return stage.backend.epoch_runner(stage.step(config), stage.evaluate if metrics else None, fuse=config.fuse,
+def _runner(stage: Stage, config: TrainConfig, placement: Any, metrics: bool, spe: int) -> Callable[..., Any]:
+    step = stage.step(config, spe) if config.schedule is not None else stage.step(config)
+    return stage.backend.epoch_runner(step, stage.evaluate if metrics else None, fuse=config.fuse,
                                       placement=placement)
 
 
@@ -196,6 +202,10 @@ def fit(
         raise KitError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}.")
     checkpoint_every = int(checkpoint_every)
     data_id = fingerprint(dataset) if checkpoint is not None or resume is not None else ""
+    if (checkpoint is not None or resume is not None) and \
+            (config.optimizer != SGD() or config.schedule is not None or config.clip is not None):
+        raise KitError("checkpoints hold the parameters and the batch order, not an optimizer's state or a "
+                       "schedule's position: they save and resume runs of the lab's plain SGD only.")
     if resume is not None:
         if params is not None:
             raise KitError("give either params or resume, not both.")
@@ -215,6 +225,11 @@ def fit(
         raise KitError(f"dropout_rng='native' draws the masks in the model's Dropout layers; {impl.id} has none. "
                        f"Use one of {MODULE_STAGES}, or dropout_rng='kit'.")
     order = BatchOrder(len(dataset.Xtrain), config.batch_size, seed=config.seed)
+    steps = config.epochs * order.batches_per_epoch
+    if isinstance(config.schedule, OneCycleLR) and steps > config.schedule.total_steps:
+        raise KitError(f"OneCycleLR(total_steps={config.schedule.total_steps}) is shorter than the run: "
+                       f"{config.epochs} epochs of {order.batches_per_epoch} batches are "
+                       f"{config.epochs * order.batches_per_epoch} steps (PyTorch refuses to step past it).")
 
     def masks_of(epochs: range) -> tuple[np.ndarray, ...]:
         if not config.dropout or native_dropout:
@@ -237,7 +252,7 @@ def fit(
     start = time.perf_counter()
     with place(stage, config, params, *dataset[:4]) as placed:
         device, data, state = placed.device, placed.data, placed.state
-        run = runner(stage, config, device)
+        run = runner(stage, config, device, steps_per_epoch=order.batches_per_epoch)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -249,7 +264,7 @@ def fit(
                              most=max(1, MASK_BYTES // mask_bytes) if mask_bytes else None):
             batches = order.epochs(chunk)
             masks = masks_of(range(result.epochs_done, result.epochs_done + chunk))
-            chunk_start = result.params
+            chunk_start = copy.deepcopy(state)  # the optimizer's state too: a divergence is replayed from here
             state, metrics = run(state, data, batches, masks)
             finite = [all(math.isfinite(m) for m in epoch) for epoch in metrics]
             done = finite.index(False) if not all(finite) else chunk
@@ -259,8 +274,8 @@ def fit(
             if done < chunk:  # diverged: recompute the last finite state from the chunk's start
                 result.diverged = result.epochs_done + 1
                 if done:
-                    replay = stage.load(chunk_start, config, device)
-                    result.params = stage.export(run(replay, data, batches[:done], tuple(m[:done] for m in masks))[0])
+                    replayed = run(chunk_start, data, batches[:done], tuple(m[:done] for m in masks))[0]
+                    result.params = stage.export(replayed)
                 warnings.warn(
                     f"{impl.id}: the loss became NaN or infinite at epoch {result.diverged}; training stopped "
                     f"there. The result keeps the parameters and history of epoch {result.diverged - 1} "

@@ -41,6 +41,9 @@ from frameworks._errors import KitError, unknown
 from frameworks.convert import as_float64, swap_in_out
 
 #: The activations the port translates, by the kit's name.
+__all__ = ["ACTIVATIONS", "Layer", "Ported", "architecture_of", "from_torch", "naive_optax", "optax_from_torch",
+           "specs_from_torch", "to_torch"]
+
 ACTIVATIONS = ("tanh", "relu", "leaky_relu", "sigmoid", "gelu", "gelu_tanh", "silu")
 
 
@@ -317,3 +320,30 @@ def _build_torch(layers: tuple[Layer, ...], params: list[dict[str, np.ndarray]],
             else:
                 built.append(modules[layer.kind]())
     return nn.Sequential(*built)
+
+
+# Optimizers: torch.optim -> Optax (frameworks._optax_port; JAX and Optax imported when called) ---------------------
+
+
+def optax_from_torch(spec: Any, scheduler: Any = None, **options: Any) -> Any:
+    """The exact Optax transformation of a ``frameworks.optim`` spec (``lr=``, ``schedule=``, ``clip=``,
+    ``steps_per_epoch=``) or of a real ``torch.optim.Optimizer`` and its scheduler: see
+    :func:`frameworks._optax_port.optax_from_torch`."""
+    from frameworks import _optax_port
+
+    return _optax_port.optax_from_torch(spec, scheduler, **options)
+
+
+def naive_optax(spec: Any, **options: Any) -> Any:
+    """The translation a person writes from the docs (``optax.adamw(lr)`` for ``AdamW(lr)``...), the trap beside
+    the exact one: see :func:`frameworks._optax_port.naive_optax`."""
+    from frameworks import _optax_port
+
+    return _optax_port.naive_optax(spec, **options)
+
+
+def specs_from_torch(optimizer: Any, scheduler: Any = None, **options: Any) -> Any:
+    """(spec, lr, schedule spec) of a real ``torch.optim`` optimizer and scheduler."""
+    from frameworks import _optax_port
+
+    return _optax_port.specs_from_torch(optimizer, scheduler, **options)

@@ -32,21 +32,25 @@ from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.jax_stages import _backend as backend
+from frameworks.jax_stages import optimizers
 from frameworks.jax_stages.layers import ACTIVATIONS, DERIVATIVES, dropout, layer_norm, layer_norm_backward
 
 
 @struct.dataclass
 class Net:
-    """The parameters (Wh, bh, Wy, by for the lab's network) and the architecture they belong to (static:
-    jit compiles one program an architecture)."""
+    """The parameters (Wh, bh, Wy, by for the lab's network), the architecture they belong to (static: jit
+    compiles one program an architecture), and the state of an optimizer other than the lab's SGD
+    (``optimizers.py``; empty for the lab's)."""
 
     params: dict
     arch: Architecture = struct.field(pytree_node=False, default=LAB)
+    opt: dict = struct.field(default_factory=dict)
 
 
 def load(params: Params, config: TrainConfig, device: jax.Device | None = None) -> Net:
     """The kit's canonical parameters (``frameworks.init_params``) as plain arrays: Wh, bh, Wy, by."""
-    return Net(backend.from_canonical(params, config.dtype, device), config.arch)
+    arrays = backend.from_canonical(params, config.dtype, device)
+    return Net(arrays, config.arch, optimizers.init_state(config, arrays))
 
 
 def forward(params: dict, X: jax.Array, arch: Architecture = LAB, masks: tuple = ()) -> tuple[jax.Array, dict]:
@@ -128,12 +132,17 @@ def gradients(net: Net, X: jax.Array, Y: jax.Array, *, reduction: str, masks: tu
     return L, backward(net.params, outputs, Y, net.arch, masks, reduction=reduction)
 
 
-def make_step(config: TrainConfig) -> Callable[..., Net]:
-    """One training step: the gradients of the batch, then gradient descent."""
+def make_step(config: TrainConfig, steps_per_epoch: int = 1) -> Callable[..., Net]:
+    """One training step: the gradients of the batch, then gradient descent (or the config's optimizer,
+    schedule and clipping, written by hand in ``optimizers.py``)."""
+    update = optimizers.updater(config, steps_per_epoch)  # None: the lab's SGD
 
     def step(net: Net, X: jax.Array, Y: jax.Array, masks: tuple = ()) -> Net:
         _, grads = gradients(net, X, Y, reduction=config.loss_reduction, masks=masks)
-        return Net(sgd(net.params, grads, config.eta), net.arch)
+        if update is None:
+            return Net(sgd(net.params, grads, config.eta), net.arch)
+        params, opt = update(net.params, grads, net.opt)
+        return Net(params, net.arch, opt)
 
     return step
 

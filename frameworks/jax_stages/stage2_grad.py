@@ -20,12 +20,14 @@ from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.jax_stages import _backend as backend
+from frameworks.jax_stages import optimizers
 from frameworks.jax_stages.stage1_manual import Net, evaluate, export, forward, loss_accuracy, trace  # stage 1's
 
 
 def load(params: Params, config: TrainConfig, device: jax.Device | None = None) -> Net:
     """The kit's canonical parameters as arrays (JAX needs no ``requires_grad``)."""
-    return Net(backend.from_canonical(params, config.dtype, device), config.arch)
+    arrays = backend.from_canonical(params, config.dtype, device)
+    return Net(arrays, config.arch, optimizers.init_state(config, arrays))
 
 
 def loss(params: dict, X: jax.Array, Y: jax.Array, reduction: str = "mean", arch: Architecture = LAB,
@@ -48,12 +50,17 @@ def gradients(net: Net, X: jax.Array, Y: jax.Array, *, reduction: str, masks: tu
     return L, grads
 
 
-def make_step(config: TrainConfig) -> Callable[..., Net]:
-    """One training step: the gradients by ``jax.value_and_grad``, then gradient descent."""
+def make_step(config: TrainConfig, steps_per_epoch: int = 1) -> Callable[..., Net]:
+    """One training step: the gradients by ``jax.value_and_grad``, then gradient descent (or the config's
+    optimizer, schedule and clipping, written by hand in ``optimizers.py``)."""
+    update = optimizers.updater(config, steps_per_epoch)  # None: the lab's SGD
 
     def step(net: Net, X: jax.Array, Y: jax.Array, masks: tuple = ()) -> Net:
         _, grads = gradients(net, X, Y, reduction=config.loss_reduction, masks=masks)
-        return Net(sgd(net.params, grads, config.eta), net.arch)
+        if update is None:
+            return Net(sgd(net.params, grads, config.eta), net.arch)
+        params, opt = update(net.params, grads, net.opt)
+        return Net(params, net.arch, opt)
 
     return step
 

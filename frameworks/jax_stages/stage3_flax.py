@@ -37,6 +37,7 @@ from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.jax_stages import _backend as backend
+from frameworks.jax_stages import optimizers
 
 #: Each activation as Flax applies it: GELU made exact (Flax's default is the tanh form).
 ACTIVATIONS: dict[str, Callable[..., Any]] = {
@@ -99,12 +100,14 @@ def loss_accuracy(Ytilde: jax.Array, Y: jax.Array, *, reduction: str = "mean") -
 @struct.dataclass
 class State:
     """The model split for jit: the static ``graphdef`` and the ``params`` pytree; ``key``, the dropout
-    layers' random key (used only with ``dropout_rng="native"``)."""
+    layers' random key (used only with ``dropout_rng="native"``); ``opt``, the state of an optimizer other
+    than the lab's SGD (``optimizers.py``)."""
 
     graphdef: Any = struct.field(pytree_node=False)
     params: nnx.State
     key: jax.Array
     arch: Architecture = struct.field(pytree_node=False, default=LAB)
+    opt: Any = struct.field(default_factory=dict)
 
 
 def split(config: TrainConfig, params: Params, device: jax.Device | None) -> tuple[Any, nnx.State]:
@@ -122,7 +125,8 @@ def native_dropout(config: TrainConfig) -> bool:
 def load(params: Params, config: TrainConfig, device: jax.Device | None = None) -> State:
     """The kit's canonical parameters as the model, split once into ``graphdef`` and ``params``."""
     graphdef, flax_params = split(config, params, device)
-    return State(graphdef, flax_params, jax.device_put(jax.random.key(config.seed), device), config.arch)
+    key = jax.device_put(jax.random.key(config.seed), device)
+    return State(graphdef, flax_params, key, config.arch, optimizers.init_state(config, flax_params))
 
 
 def loss(params: nnx.State, graphdef: Any, X: jax.Array, Y: jax.Array, reduction: str, masks: tuple = (),
@@ -147,15 +151,19 @@ def sgd(params: nnx.State, grads: nnx.State, eta: float) -> nnx.State:
     return jax.tree.map(lambda p, g: p - eta * g, params, grads)
 
 
-def make_step(config: TrainConfig) -> Callable[..., State]:
-    """One training step: the gradients of the merged model, then gradient descent."""
-
+def make_step(config: TrainConfig, steps_per_epoch: int = 1) -> Callable[..., State]:
+    """One training step: the gradients of the merged model, then gradient descent (or the config's optimizer,
+    schedule and clipping, written by hand in ``optimizers.py``, over the parameter pytree)."""
     native = native_dropout(config)
+    update = optimizers.updater(config, steps_per_epoch)  # None: the lab's SGD
 
     def step(state: State, X: jax.Array, Y: jax.Array, masks: tuple = ()) -> State:
         key, dropout_key = jax.random.split(state.key) if native else (state.key, None)
         _, grads = grads_of(state, X, Y, reduction=config.loss_reduction, masks=masks, key=dropout_key)
-        return State(state.graphdef, sgd(state.params, grads, config.eta), key, state.arch)
+        if update is None:
+            return State(state.graphdef, sgd(state.params, grads, config.eta), key, state.arch)
+        params, opt = update(state.params, grads, state.opt)
+        return State(state.graphdef, params, key, state.arch, opt)
 
     return step
 

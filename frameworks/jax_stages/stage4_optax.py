@@ -17,8 +17,10 @@ import jax
 import optax
 from flax import nnx, struct
 
+from frameworks import optim
 from frameworks._arch import LAB, Architecture
 from frameworks._config import TrainConfig
+from frameworks._optax_port import optax_from_torch
 from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.jax_stages import _backend as backend
@@ -33,8 +35,14 @@ from frameworks.jax_stages.stage3_flax import (  # stage 3's
 )
 
 
-def init_optimizer(eta: float) -> optax.GradientTransformation:
-    return optax.sgd(learning_rate=eta)
+def init_optimizer(eta: float, config: TrainConfig | None = None, steps_per_epoch: int = 1
+                   ) -> optax.GradientTransformation:
+    """``optax.sgd``, the lab's; another optimizer, schedule or clipping of the config: the Optax chain that
+    makes PyTorch's updates (``frameworks.port.optax_from_torch``)."""
+    if config is None or (config.optimizer == optim.SGD() and config.schedule is None and config.clip is None):
+        return optax.sgd(learning_rate=eta)
+    return optax_from_torch(config.optimizer, lr=eta, schedule=config.schedule, clip=config.clip,
+                            steps_per_epoch=steps_per_epoch)
 
 
 @struct.dataclass
@@ -52,12 +60,12 @@ def load(params: Params, config: TrainConfig, device: jax.Device | None = None) 
     """The kit's canonical parameters as the split model, and the optimizer's initial state."""
     graphdef, flax_params = split(config, params, device)
     key = jax.device_put(jax.random.key(config.seed), device)
-    return State(graphdef, flax_params, key, init_optimizer(config.eta).init(flax_params), config.arch)
+    return State(graphdef, flax_params, key, init_optimizer(config.eta, config).init(flax_params), config.arch)
 
 
-def make_step(config: TrainConfig) -> Callable[..., State]:
+def make_step(config: TrainConfig, steps_per_epoch: int = 1) -> Callable[..., State]:
     """One training step: the gradients, then ``tx.update`` and ``optax.apply_updates`` (the optimizer holds eta)."""
-    tx = init_optimizer(config.eta)
+    tx = init_optimizer(config.eta, config, steps_per_epoch)
     native = native_dropout(config)
 
     def step(state: State, X: jax.Array, Y: jax.Array, masks: tuple = ()) -> State:

@@ -21,7 +21,7 @@ holds each activation's derivative and LayerNorm's backward pass):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -30,20 +30,24 @@ from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.torch_stages import _backend as backend
+from frameworks.torch_stages import optimizers
 from frameworks.torch_stages.layers import ACTIVATIONS, DERIVATIVES, dropout, layer_norm, layer_norm_backward
 
 
 @dataclass
 class Net:
-    """The parameters (Wh, bh, Wy, by for the lab's network) and the architecture they belong to."""
+    """The parameters (Wh, bh, Wy, by for the lab's network), the architecture they belong to, and the state
+    of an optimizer other than the lab's SGD (``optimizers.py``; empty for the lab's)."""
 
     params: dict
     arch: Architecture = LAB
+    opt: dict = field(default_factory=dict)
 
 
 def load(params: Params, config: TrainConfig, device: torch.device | None = None) -> Net:
     """The kit's canonical parameters (``frameworks.init_params``) as plain tensors: Wh, bh, Wy, by."""
-    return Net(backend.from_canonical(params, config.dtype, device or torch.device("cpu")), config.arch)
+    tensors = backend.from_canonical(params, config.dtype, device or torch.device("cpu"))
+    return Net(tensors, config.arch, optimizers.init_state(config, tensors))
 
 
 def forward(params: dict, X: torch.Tensor, arch: Architecture = LAB, masks: tuple = ()) -> tuple[torch.Tensor, dict]:
@@ -124,12 +128,17 @@ def gradients(net: Net, X: torch.Tensor, Y: torch.Tensor, *, reduction: str, mas
     return L, backward(net.params, outputs, Y, net.arch, masks, reduction=reduction)
 
 
-def make_step(config: TrainConfig) -> Callable[..., Net]:
-    """One training step: the gradients of the batch, then gradient descent."""
+def make_step(config: TrainConfig, steps_per_epoch: int = 1) -> Callable[..., Net]:
+    """One training step: the gradients of the batch, then gradient descent (or the config's optimizer,
+    schedule and clipping, written by hand in ``optimizers.py``)."""
+    update = optimizers.updater(config, steps_per_epoch)  # None: the lab's SGD
 
     def step(net: Net, X: torch.Tensor, Y: torch.Tensor, masks: tuple = ()) -> Net:
         _, grads = gradients(net, X, Y, reduction=config.loss_reduction, masks=masks)
-        return Net(sgd(net.params, grads, config.eta), net.arch)
+        if update is None:
+            return Net(sgd(net.params, grads, config.eta), net.arch)
+        params, opt = update(net.params, grads, net.opt)
+        return Net(params, net.arch, opt)
 
     return step
 

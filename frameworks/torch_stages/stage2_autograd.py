@@ -16,13 +16,15 @@ from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.torch_stages import _backend as backend
+from frameworks.torch_stages import optimizers
 from frameworks.torch_stages.stage1_manual import Net, evaluate, export, forward, loss_accuracy, trace  # stage 1's
 
 
 def load(params: Params, config: TrainConfig, device: torch.device | None = None) -> Net:
     """The kit's canonical parameters as leaf tensors that record their gradient."""
     tensors = backend.from_canonical(params, config.dtype, device or torch.device("cpu"))
-    return Net({name: value.requires_grad_(True) for name, value in tensors.items()}, config.arch)
+    return Net({name: value.requires_grad_(True) for name, value in tensors.items()}, config.arch,
+               optimizers.init_state(config, tensors))
 
 
 def backward(net: Net, X: torch.Tensor, Y: torch.Tensor, masks: tuple = (), *, reduction: str = "mean") -> \
@@ -54,12 +56,22 @@ def gradients(net: Net, X: torch.Tensor, Y: torch.Tensor, *, reduction: str, mas
     return L, grads
 
 
-def make_step(config: TrainConfig) -> Callable[..., Net]:
-    """One training step: ``backward()``, then gradient descent."""
+def make_step(config: TrainConfig, steps_per_epoch: int = 1) -> Callable[..., Net]:
+    """One training step: ``backward()``, then gradient descent (or the config's optimizer, schedule and
+    clipping, written by hand in ``optimizers.py``, applied in place)."""
+    update = optimizers.updater(config, steps_per_epoch)  # None: the lab's SGD
 
     def step(net: Net, X: torch.Tensor, Y: torch.Tensor, masks: tuple = ()) -> Net:
         backward(net, X, Y, masks, reduction=config.loss_reduction)
-        sgd(net.params, config.eta)
+        if update is None:
+            sgd(net.params, config.eta)
+            return net
+        with torch.no_grad():
+            params, net.opt = update({n: p.detach() for n, p in net.params.items()},
+                                     {n: p.grad for n, p in net.params.items()}, net.opt)
+            for name, value in net.params.items():
+                value.copy_(params[name])
+                value.grad = None
         return net
 
     return step

@@ -22,6 +22,7 @@ from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.torch_stages import _backend as backend
+from frameworks.torch_stages import optimizers
 
 #: Each activation's module: GELU is exact unless asked for its tanh form.
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -76,17 +77,20 @@ def loss_accuracy(loss: nn.Module, Ytilde: torch.Tensor, Y: torch.Tensor) -> tup
 class State:
     """The model and the loss it trains on (``reduction`` "mean", or "sum" as in the cheat-sheet)."""
 
-    def __init__(self, model: nn.Sequential, reduction: str = "mean", arch: Architecture = LAB) -> None:
+    def __init__(self, model: nn.Sequential, reduction: str = "mean", arch: Architecture = LAB,
+                 opt: dict | None = None) -> None:
         self.model = model
         self.loss: nn.Module = nn.CrossEntropyLoss(reduction=reduction)
         self.arch = arch
+        self.opt = opt or {}  # the state of an optimizer other than the lab's SGD (optimizers.py)
 
 
 def load(params: Params, config: TrainConfig, device: torch.device | None = None) -> State:
     """The kit's canonical parameters as the model, with the config's loss. With ``dropout_rng="native"``
     the model trains in training mode, each ``Dropout`` drawing its own masks from PyTorch's generator."""
     model = init_model(params, dtype=config.dtype, device=device, model=config.model, arch=config.arch)
-    return State(model.train(config.dropout_rng == "native"), config.loss_reduction, config.arch)
+    opt = optimizers.init_state(config, {n: p.detach() for n, p in model.named_parameters()})
+    return State(model.train(config.dropout_rng == "native"), config.loss_reduction, config.arch, opt)
 
 
 def backward(model: nn.Sequential, loss: nn.Module, X: torch.Tensor, Y: torch.Tensor, masks: tuple = ()) -> \
@@ -118,12 +122,23 @@ def gradients(state: State, X: torch.Tensor, Y: torch.Tensor, *, reduction: str,
     return L, grads
 
 
-def make_step(config: TrainConfig) -> Callable[..., State]:
-    """One training step: ``backward()`` of the state's loss, then gradient descent."""
+def make_step(config: TrainConfig, steps_per_epoch: int = 1) -> Callable[..., State]:
+    """One training step: ``backward()`` of the state's loss, then gradient descent (or the config's optimizer,
+    schedule and clipping, written by hand in ``optimizers.py``, over ``model.named_parameters()``)."""
+    update = optimizers.updater(config, steps_per_epoch)  # None: the lab's SGD
 
     def step(state: State, X: torch.Tensor, Y: torch.Tensor, masks: tuple = ()) -> State:
         backward(state.model, state.loss, X, Y, masks)
-        sgd(state.model, config.eta)
+        if update is None:
+            sgd(state.model, config.eta)
+            return state
+        named = dict(state.model.named_parameters())
+        with torch.no_grad():
+            params, state.opt = update({n: p.detach() for n, p in named.items()},
+                                       {n: p.grad for n, p in named.items()}, state.opt)
+            for name, param in named.items():
+                param.copy_(params[name])
+        state.model.zero_grad()
         return state
 
     return step

@@ -2,15 +2,23 @@
 
 The model, loss and gradients of stage 3, unchanged; the optimizer owns the
 learning rate and the update: ``zero_grad()``, ``backward()``, ``step()``.
+Another optimizer of the config (``frameworks.optim``: Adam, AdamW, RMSprop,
+Adagrad) is its ``torch.optim`` class, a schedule its ``torch.optim.lr_scheduler``
+class, stepped after each epoch (or each batch), and clipping
+``torch.nn.utils.clip_grad_norm_`` / ``clip_grad_value_`` before ``step()``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
+from torch.optim import lr_scheduler
 
+from frameworks import optim
 from frameworks._arch import LAB, Architecture
 from frameworks._config import TrainConfig
 from frameworks._params import Params
@@ -20,31 +28,65 @@ from frameworks.torch_stages import stage3_nn
 from frameworks.torch_stages.stage3_nn import backward, evaluate, export, gradients, init_model, trace  # stage 3's
 
 
-def init_optimizer(model: nn.Module, eta: float) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=eta)
+def init_optimizer(model: nn.Module, eta: float, spec: optim.Optimizer | None = None) -> torch.optim.Optimizer:
+    """``torch.optim``'s class of the spec, with its arguments (the lab's: plain ``SGD(lr=eta)``)."""
+    if spec is None or spec == optim.SGD():
+        return torch.optim.SGD(model.parameters(), lr=eta)
+    arguments = {field: getattr(spec, field) for field in spec.__dataclass_fields__}
+    return getattr(torch.optim, type(spec).__name__)(model.parameters(), lr=eta, **arguments)
+
+
+def init_scheduler(optimizer: torch.optim.Optimizer, schedule: optim.Schedule | None) -> Any:
+    """``torch.optim.lr_scheduler``'s class of the schedule spec (its arguments but ``interval``), or None."""
+    if schedule is None:
+        return None
+    arguments = {field: getattr(schedule, field) for field in schedule.__dataclass_fields__ if field != "interval"}
+    if isinstance(schedule, optim.SequentialLR):
+        arguments["schedulers"] = [init_scheduler(optimizer, s) for s in schedule.schedulers]
+    for field in ("milestones", "schedulers"):
+        if field in arguments:
+            arguments[field] = list(arguments[field])
+    return getattr(lr_scheduler, type(schedule).__name__)(optimizer, **arguments)
+
+
+def clip_gradients(model: nn.Module, rule: optim.Clip | None) -> None:
+    if isinstance(rule, optim.ClipGradNorm):
+        nn.utils.clip_grad_norm_(model.parameters(), rule.max_norm)
+    elif isinstance(rule, optim.ClipGradValue):
+        nn.utils.clip_grad_value_(model.parameters(), rule.clip_value)
 
 
 class State(stage3_nn.State):
-    """Stage 3's model and loss, and the optimizer."""
+    """Stage 3's model and loss, the optimizer, its scheduler and the count of steps taken."""
 
-    def __init__(self, model: nn.Sequential, reduction: str, eta: float, arch: Architecture = LAB) -> None:
+    def __init__(self, model: nn.Sequential, reduction: str, config: TrainConfig, arch: Architecture = LAB) -> None:
         super().__init__(model, reduction, arch)
-        self.optimizer = init_optimizer(model, eta)
+        self.optimizer = init_optimizer(model, config.eta, config.optimizer)
+        self.scheduler = init_scheduler(self.optimizer, config.schedule)
+        self.steps = 0
 
 
 def load(params: Params, config: TrainConfig, device: torch.device | None = None) -> State:
     """The kit's canonical parameters as the model, with the config's loss and an optimizer over it."""
     model = init_model(params, dtype=config.dtype, device=device, model=config.model, arch=config.arch)
-    return State(model.train(config.dropout_rng == "native"), config.loss_reduction, config.eta, config.arch)
+    return State(model.train(config.dropout_rng == "native"), config.loss_reduction, config, config.arch)
 
 
-def make_step(config: TrainConfig) -> Callable[..., State]:
-    """One training step: ``zero_grad()``, ``backward()``, ``step()`` (the optimizer holds eta)."""
+def make_step(config: TrainConfig, steps_per_epoch: int = 1) -> Callable[..., State]:
+    """One training step: ``zero_grad()``, ``backward()``, ``step()`` (the optimizer holds eta); the config's
+    clipping before ``step()``, its scheduler's ``step()`` after each batch or after each epoch."""
+    every = 1 if config.schedule is None or config.schedule.interval == "step" else steps_per_epoch
 
     def step(state: State, X: torch.Tensor, Y: torch.Tensor, masks: tuple = ()) -> State:
         state.optimizer.zero_grad()
         backward(state.model, state.loss, X, Y, masks)
+        clip_gradients(state.model, config.clip)
         state.optimizer.step()
+        state.steps += 1
+        if state.scheduler is not None and state.steps % every == 0:
+            with warnings.catch_warnings():  # SequentialLR restarts a scheduler with step(0), which PyTorch warns of
+                warnings.simplefilter("ignore", UserWarning)
+                state.scheduler.step()
         return state
 
     return step
