@@ -9,7 +9,10 @@ gets the permissions of any file the user saves (0666 less the umask). A file
 that is truncated or altered fails its checksum and is refused.
 
 A checkpoint written by any implementation resumes in any other: it holds
-nothing of a framework.
+nothing of a framework. An optimizer other than the lab's SGD adds its state in
+the canonical layout (``optimizer/{PyTorch's buffer name}/{parameter}`` arrays and
+the update count: momentum buffers, Adam's moments, Adagrad's sums), so that
+``torch/optim -> jax/optax -> torch/manual`` continue one trajectory.
 """
 
 from __future__ import annotations
@@ -43,13 +46,17 @@ class Checkpoint:
     epoch: int
     batch_order_state: dict[str, Any]
     dataset: str = ""  #: the name and SHA-256 of the training data, checked when the run resumes
+    optimizer: dict[str, Any] | None = None  #: {"step", "steps_per_epoch", "buffers": {buffer: params}}
 
 
-def _digest(params: Params, record: bytes) -> str:
-    """SHA-256 of the record and the parameters, in the order of the layers (``check_params``'s)."""
+def _digest(params: Params, record: bytes, buffers: dict[str, np.ndarray] | None = None) -> str:
+    """SHA-256 of the record, the parameters in the order of the layers (``check_params``'s), then the
+    optimizer's arrays by name."""
     sha = hashlib.sha256(record)
     for value in params.values():
         sha.update(np.ascontiguousarray(value, dtype="<f8").tobytes())
+    for name in sorted(buffers or {}):
+        sha.update(name.encode() + np.ascontiguousarray(buffers[name], dtype="<f8").tobytes())  # type: ignore[index]
     return sha.hexdigest()
 
 
@@ -66,10 +73,15 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         "epoch": checkpoint.epoch,
         "batch_order_state": checkpoint.batch_order_state,
         "dataset": checkpoint.dataset,
+        "optimizer": None if checkpoint.optimizer is None else
+        {k: v for k, v in checkpoint.optimizer.items() if k != "buffers"},
     }, sort_keys=True).encode()
+    buffers = {f"optimizer/{name}/{param}": np.asarray(value, dtype=np.float64)
+               for name, tree in (checkpoint.optimizer or {}).get("buffers", {}).items()
+               for param, value in tree.items()}
     buffer = io.BytesIO()
     arrays: dict[str, Any] = {"record": np.frombuffer(record, dtype=np.uint8),
-                              "sha256": np.array(_digest(params, record)), **params}
+                              "sha256": np.array(_digest(params, record, buffers)), **params, **buffers}
     np.savez(buffer, **arrays)
     fd, tmp = _create_temporary(path)
     try:
@@ -113,11 +125,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if missing:
         raise KitError(f"{path} is not a kit checkpoint: it lacks {missing}.")
     record = arrays["record"].tobytes()
+    buffers = {name: arrays[name].astype(np.float64) for name in arrays if name.startswith("optimizer/")}
     try:
-        params = check_params({name: arrays[name] for name in arrays if name not in ("record", "sha256")})
+        params = check_params({name: arrays[name] for name in arrays
+                               if name not in ("record", "sha256") and name not in buffers})
     except KitError as err:
         raise KitError(f"{path} is not a kit checkpoint: {err}") from None
-    if _digest(params, record) != str(arrays["sha256"]):
+    if _digest(params, record, buffers) != str(arrays["sha256"]):
         raise KitError(f"{path} fails its SHA-256 check: the file was altered or damaged; refusing to load it.")
     meta = json.loads(record)
     if meta.get("format") != FORMAT:
@@ -130,7 +144,19 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         epoch=meta["epoch"],
         batch_order_state=meta["batch_order_state"],
         dataset=meta.get("dataset", ""),
+        optimizer=_optimizer(meta.get("optimizer"), buffers),
     )
+
+
+def _optimizer(meta: dict[str, Any] | None, buffers: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """The optimizer's state from the record and its ``optimizer/{buffer}/{param}`` arrays."""
+    if meta is None:
+        return None
+    trees: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in buffers.items():
+        _, name, param = key.split("/", 2)
+        trees.setdefault(name, {})[param] = value
+    return {**meta, "buffers": {name: check_params(tree) for name, tree in trees.items()}}
 
 
 def fingerprint(dataset: Any) -> str:

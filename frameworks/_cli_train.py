@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from frameworks import optim
 from frameworks._arch import ACTIVATIONS
 from frameworks._config import INITS, TrainConfig
 from frameworks._data import Dataset, load_dataset
@@ -43,7 +44,15 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dropout-rng", choices=("kit", "native"),
                        help="kit: masks drawn once in NumPy, shared by all; native: each framework's own "
                             "generator, the trap (default kit)")
-    group.add_argument("--eta", type=float, help=f"learning rate of plain SGD ({_default('eta')})")
+    group.add_argument("--eta", type=float, help=f"the learning rate ({_default('eta')})")
+    group.add_argument("--optimizer", metavar="SPEC",
+                       help="sgd (the lab's), adam, adamw, rmsprop, adagrad, or with PyTorch's arguments, e.g. "
+                            "\"AdamW(weight_decay=0.05)\" (default: plain SGD)")
+    group.add_argument("--schedule", metavar="SPEC",
+                       help="a torch.optim.lr_scheduler, e.g. \"StepLR(30, gamma=0.5)\", \"OneCycleLR(0.1, 3000)\"; "
+                            "cosine: CosineAnnealingLR over the run's epochs (default: none)")
+    group.add_argument("--clip", metavar="SPEC",
+                       help="\"ClipGradNorm(1.0)\" or \"ClipGradValue(0.5)\" (default: none)")
     group.add_argument("--batch-size", type=int, help=f"rows per minibatch ({_default('batch_size')})")
     group.add_argument("--epochs", type=int, help=f"passes over the training set ({_default('epochs')})")
     group.add_argument("--seed", type=int, help=f"seeds the init and the batch order ({_default('seed')})")
@@ -105,6 +114,15 @@ def config_from(args: argparse.Namespace, base: TrainConfig | None = None) -> Tr
         if getattr(args, name, None) is not None}
     if given.get("norm") == "none":
         given["norm"] = None
+    for name, kinds in (("optimizer", optim.OPTIMIZERS), ("schedule", optim.SCHEDULES), ("clip", optim.CLIPS)):
+        text = getattr(args, name, None)
+        if text is None:
+            continue
+        if name == "schedule" and text.strip().lower() == "cosine":
+            given[name] = optim.CosineAnnealingLR(given.get("epochs", base.epochs))
+            continue
+        named = {k.lower(): k for k in kinds}
+        given[name] = optim.parse(named.get(text.strip().lower(), text), kinds)
     return base.replace(**given)
 
 

@@ -10,10 +10,8 @@ SGD's dampening, Adam's amsgrad (PyTorch keeps the maximum of the raw second mom
 Adagrad (eps outside the square root, ``lr_decay``), ``clip_grad_norm_`` (its 1e-6),
 the periodic cosine and OneCycleLR (its phase ends at ``pct_start total - 1``).
 
-:func:`naive_optax` is the translation a person writes from the two libraries' docs:
-``optax.adamw(lr)`` for ``AdamW(lr)``, ``optax.rmsprop(lr)``, ``optax.adagrad(lr)``,
-``optax.cosine_decay_schedule`` for ``CosineAnnealingLR``, ``optax.clip_by_global_norm``;
-``frameworks.optim_traps`` measures where each one leaves the exact run.
+``frameworks._optax_naive`` holds the naive translation beside it, and
+``frameworks._torch_specs`` reads a real torch optimizer and scheduler.
 """
 
 from __future__ import annotations
@@ -41,6 +39,8 @@ def optax_from_torch(spec: Any, scheduler: Any = None, *, lr: float | None = Non
     Optax counts updates; PyTorch's epoch schedulers count epochs: ``steps_per_epoch`` converts.
     """
     if not isinstance(spec, tuple(optim.OPTIMIZERS.values())):
+        from frameworks._torch_specs import specs_from_torch
+
         spec, lr, schedule = specs_from_torch(spec, scheduler, interval=interval)
     elif scheduler is not None:
         raise KitError("a spec takes its schedule as schedule=..., not a torch scheduler.")
@@ -95,10 +95,27 @@ def _chain(spec: optim.Optimizer, lr: float, schedule: optim.Schedule | None, cl
 # Custom transformations: PyTorch's formula where Optax has none ----------------------------------------------------
 
 
-class _Moments(NamedTuple):
+class MomentumState(NamedTuple):
+    """:func:`torch_momentum`'s state: the update count and PyTorch's ``momentum_buffer``."""
+
     steps: jax.Array
-    first: Any
-    second: Any
+    momentum_buffer: Any
+
+
+class AmsgradState(NamedTuple):
+    """:func:`torch_amsgrad`'s state, in PyTorch's names."""
+
+    steps: jax.Array
+    exp_avg: Any
+    exp_avg_sq: Any
+    max_exp_avg_sq: Any
+
+
+class AdagradState(NamedTuple):
+    """:func:`torch_adagrad`'s state, in PyTorch's names."""
+
+    steps: jax.Array
+    sum: Any
 
 
 def _value(x: Any, count: jax.Array) -> Any:
@@ -108,14 +125,14 @@ def _value(x: Any, count: jax.Array) -> Any:
 def torch_momentum(momentum: Any, dampening: float) -> optax.GradientTransformation:
     """SGD's buffer with dampening: ``buf = g`` at the first step, then ``momentum buf + (1 - dampening) g``."""
 
-    def init(params: Any) -> _Moments:
-        return _Moments(jnp.zeros((), jnp.int32), optax.tree.zeros_like(params), None)
+    def init(params: Any) -> MomentumState:
+        return MomentumState(jnp.zeros((), jnp.int32), optax.tree.zeros_like(params))
 
-    def update(updates: Any, state: _Moments, params: Any = None) -> tuple[Any, _Moments]:
+    def update(updates: Any, state: MomentumState, params: Any = None) -> tuple[Any, MomentumState]:
         m = _value(momentum, state.steps)
         buf = jax.tree.map(lambda b, g: jnp.where(state.steps == 0, g, m * b + (1 - dampening) * g),
-                           state.first, updates)
-        return buf, _Moments(state.steps + 1, buf, None)
+                           state.momentum_buffer, updates)
+        return buf, MomentumState(state.steps + 1, buf)
 
     return optax.GradientTransformation(init, update)
 
@@ -124,18 +141,18 @@ def torch_amsgrad(b1: Any, b2: float, eps: float) -> optax.GradientTransformatio
     """Adam(amsgrad=True) as PyTorch: ``vmax = max(vmax, v)`` of the raw second moment, then the bias
     correction (``optax.scale_by_amsgrad`` keeps the maximum of the bias-corrected one)."""
 
-    def init(params: Any) -> _Moments:
+    def init(params: Any) -> AmsgradState:
         zeros = optax.tree.zeros_like(params)
-        return _Moments(jnp.zeros((), jnp.int32), zeros, (zeros, zeros))
+        return AmsgradState(jnp.zeros((), jnp.int32), zeros, zeros, zeros)
 
-    def update(updates: Any, state: _Moments, params: Any = None) -> tuple[Any, _Moments]:
+    def update(updates: Any, state: AmsgradState, params: Any = None) -> tuple[Any, AmsgradState]:
         beta1, t = _value(b1, state.steps), state.steps + 1
-        m = jax.tree.map(lambda m, g: beta1 * m + (1 - beta1) * g, state.first, updates)
-        v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.second[0], updates)
-        vmax = jax.tree.map(jnp.maximum, state.second[1], v)
+        m = jax.tree.map(lambda m, g: beta1 * m + (1 - beta1) * g, state.exp_avg, updates)
+        v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.exp_avg_sq, updates)
+        vmax = jax.tree.map(jnp.maximum, state.max_exp_avg_sq, v)
         root = (1 - b2**t) ** 0.5
         out = jax.tree.map(lambda m, v: m / (1 - beta1**t) / (jnp.sqrt(v) / root + eps), m, vmax)
-        return out, _Moments(t, m, (v, vmax))
+        return out, AmsgradState(t, m, v, vmax)
 
     return optax.GradientTransformation(init, update)
 
@@ -144,14 +161,14 @@ def torch_adagrad(lr_decay: float, initial: float, eps: float) -> optax.Gradient
     """Adagrad as PyTorch: ``sum += g^2`` from ``initial``, ``g / (sqrt(sum) + eps) / (1 + t lr_decay)``
     (``optax.scale_by_rss`` puts eps inside the square root and starts the sum at 0.1)."""
 
-    def init(params: Any) -> _Moments:
-        return _Moments(jnp.zeros((), jnp.int32), optax.tree.full_like(params, initial), None)
+    def init(params: Any) -> AdagradState:
+        return AdagradState(jnp.zeros((), jnp.int32), optax.tree.full_like(params, initial))
 
-    def update(updates: Any, state: _Moments, params: Any = None) -> tuple[Any, _Moments]:
-        acc = jax.tree.map(lambda s, g: s + g * g, state.first, updates)
+    def update(updates: Any, state: AdagradState, params: Any = None) -> tuple[Any, AdagradState]:
+        acc = jax.tree.map(lambda s, g: s + g * g, state.sum, updates)
         scale = 1 / (1 + state.steps * lr_decay)
         out = jax.tree.map(lambda g, s: scale * g / (jnp.sqrt(s) + eps), updates, acc)
-        return out, _Moments(state.steps + 1, acc, None)
+        return out, AdagradState(state.steps + 1, acc)
 
     return optax.GradientTransformation(init, update)
 
@@ -234,132 +251,44 @@ def one_cycle(s: optim.OneCycleLR, k: int = 1) -> tuple[Schedule, Schedule]:
     return make(lrs), make(moms)
 
 
-# The naive port: what a person writes from the two libraries' docs ---------------------------------------------
+# The chain's state in PyTorch's names (checkpoints) -------------------------------------------------------------
+
+#: Optax's state fields under PyTorch's buffer names; the custom states already use PyTorch's.
+_NAMES: dict[type, dict[str, str]] = {
+    optax.TraceState: {"trace": "momentum_buffer"}, optax.ScaleByAdamState: {"mu": "exp_avg", "nu": "exp_avg_sq"},
+    optax.ScaleByRmsState: {"nu": "square_avg"}, optax.ScaleByRStdDevState: {"mu": "grad_avg", "nu": "square_avg"},
+    MomentumState: {"momentum_buffer": "momentum_buffer"},
+    AmsgradState: {k: k for k in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}, AdagradState: {"sum": "sum"},
+}
+_COUNTS = ("count", "steps")
 
 
-def naive_optax(spec: optim.Optimizer, *, lr: float, schedule: optim.Schedule | None = None,
-                clip: optim.Clip | None = None, steps_per_epoch: int = 1) -> optax.GradientTransformation:
-    """The translation by name, each library's defaults kept where the PyTorch code left its own implicit:
-    ``optax.sgd(lr, momentum, nesterov)`` (no dampening), ``optax.adam`` / ``optax.amsgrad``, ``optax.adamw(lr,
-    weight_decay=...)`` for Adam's coupled decay too, ``optax.rmsprop`` and ``optax.adagrad``; the schedules
-    ``exponential_decay`` (smooth), ``piecewise_constant_schedule``, ``cosine_decay_schedule`` and
-    ``linear_schedule`` over the updates, ``cosine_onecycle_schedule`` (no momentum cycle),
-    ``join_schedules``; ``optax.clip_by_global_norm``, ``optax.clip``."""
-    rate = naive_schedule(schedule, lr, steps_per_epoch)
-    given = {f: getattr(spec, f) for f in spec.__dataclass_fields__
-             if getattr(spec, f) != type(spec).__dataclass_fields__[f].default}  # what the PyTorch code wrote
-    if isinstance(spec, optim.SGD):
-        tx = optax.sgd(rate, momentum=spec.momentum or None, nesterov=spec.nesterov)
-        if spec.weight_decay:
-            tx = optax.chain(optax.add_decayed_weights(spec.weight_decay), tx)
-    elif isinstance(spec, (optim.Adam, optim.AdamW)):
-        b1, b2 = spec.betas
-        if isinstance(spec, optim.AdamW) or spec.weight_decay:  # Adam(weight_decay=...) read as AdamW
-            options = {"weight_decay": given["weight_decay"]} if "weight_decay" in given else {}
-            tx = optax.adamw(rate, b1=b1, b2=b2, eps=spec.eps, **options)
-        else:
-            tx = (optax.amsgrad if spec.amsgrad else optax.adam)(rate, b1=b1, b2=b2, eps=spec.eps)
-    elif isinstance(spec, optim.RMSprop):
-        options = {"decay": spec.alpha} if "alpha" in given else {}
-        options |= {"eps": spec.eps} if "eps" in given else {}
-        tx = optax.rmsprop(rate, centered=spec.centered, momentum=spec.momentum or None, **options)
-        if spec.weight_decay:
-            tx = optax.chain(optax.add_decayed_weights(spec.weight_decay), tx)
-    else:
-        options = {k: given[k] for k in ("initial_accumulator_value", "eps") if k in given}
-        tx = optax.adagrad(rate, **options)
-        if spec.weight_decay:
-            tx = optax.chain(optax.add_decayed_weights(spec.weight_decay), tx)
-    if isinstance(clip, optim.ClipGradNorm):
-        tx = optax.chain(optax.clip_by_global_norm(clip.max_norm), tx)
-    elif isinstance(clip, optim.ClipGradValue):
-        tx = optax.chain(optax.clip(clip.clip_value), tx)
-    return tx
+def buffers(opt_state: Any) -> dict[str, Any]:
+    """The buffers of a chain's state built by :func:`optax_from_torch`, by PyTorch's names (subtrees shaped
+    like the parameters)."""
+    found: dict[str, Any] = {}
+    for part in opt_state if isinstance(opt_state, tuple) and not hasattr(opt_state, "_fields") else (opt_state,):
+        inner = part.inner_state if isinstance(part, optax.InjectStatefulHyperparamsState) else part
+        for field, name in _NAMES.get(type(inner), {}).items():
+            found[name] = getattr(inner, field)
+    return found
 
 
-def naive_schedule(schedule: optim.Schedule | None, lr: float, spe: int) -> float | Schedule:
-    """Each scheduler by its Optax namesake, over the updates."""
-    if schedule is None:
-        return lr
-    k = spe if schedule.interval == "epoch" else 1
-    s = schedule
-    if isinstance(s, optim.StepLR):
-        return optax.exponential_decay(lr, s.step_size * k, s.gamma)
-    if isinstance(s, optim.ExponentialLR):
-        return optax.exponential_decay(lr, k, s.gamma)
-    if isinstance(s, optim.MultiStepLR):
-        return optax.piecewise_constant_schedule(lr, {m * k: s.gamma for m in s.milestones})
-    if isinstance(s, optim.LinearLR):
-        return optax.linear_schedule(lr * s.start_factor, lr * s.end_factor, s.total_iters * k)
-    if isinstance(s, optim.CosineAnnealingLR):
-        return optax.cosine_decay_schedule(lr, s.T_max * k, alpha=s.eta_min / lr)
-    if isinstance(s, optim.OneCycleLR):
-        return optax.cosine_onecycle_schedule(s.total_steps, s.max_lr, s.pct_start, s.div_factor, s.final_div_factor)
-    if isinstance(s, optim.SequentialLR):
-        parts = [naive_schedule(sub, lr, spe) for sub in s.schedulers]
-        return optax.join_schedules([p if callable(p) else optax.constant_schedule(p) for p in parts],
-                                    [m * k for m in s.milestones])
-    raise KitError(f"not a schedule: {s!r}")
+def with_buffers(opt_state: Any, values: dict[str, Any], step: int) -> Any:
+    """``opt_state`` with its buffers replaced by ``values`` (PyTorch's names) and every count set to ``step``."""
 
+    def rebuild(part: Any) -> Any:
+        if isinstance(part, optax.InjectStatefulHyperparamsState):
+            states = {k: v._replace(count=jnp.asarray(step, jnp.int32)) if hasattr(v, "count") else v
+                      for k, v in part.hyperparams_states.items()}
+            return part._replace(count=jnp.asarray(step, jnp.int32), hyperparams_states=states,
+                                 inner_state=rebuild(part.inner_state))
+        if not hasattr(part, "_replace"):
+            return part
+        changes = {field: values[name] for field, name in _NAMES.get(type(part), {}).items() if name in values}
+        changes |= {f: jnp.asarray(step, jnp.int32) for f in _COUNTS if f in part._fields}
+        return part._replace(**changes)
 
-# Reading a real torch.optim.Optimizer and scheduler ---------------------------------------------------------------
-
-
-def specs_from_torch(optimizer: Any, scheduler: Any = None, *, interval: str | None = None) -> tuple[
-        optim.Optimizer, float, optim.Schedule | None]:
-    """The spec, the base lr and the schedule spec of a ``torch.optim`` optimizer (one parameter group) and
-    scheduler; a clear error for what the kit does not translate."""
-    import torch
-
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise KitError(f"optax_from_torch takes a frameworks.optim spec or a torch.optim.Optimizer, got "
-                       f"{type(optimizer).__name__}.")
-    if len(optimizer.param_groups) != 1:
-        raise KitError(f"the optimizer has {len(optimizer.param_groups)} parameter groups; the kit translates one.")
-    group = optimizer.param_groups[0]
-    if group.get("maximize") or group.get("differentiable"):
-        raise KitError("maximize=True and differentiable=True have no counterpart in the kit.")
-    kind = type(optimizer).__name__
-    names = {"SGD": ("momentum", "dampening", "weight_decay", "nesterov"),
-             "Adam": ("betas", "eps", "weight_decay", "amsgrad"), "AdamW": ("betas", "eps", "weight_decay", "amsgrad"),
-             "RMSprop": ("alpha", "eps", "weight_decay", "momentum", "centered"),
-             "Adagrad": ("lr_decay", "weight_decay", "initial_accumulator_value", "eps")}
-    if kind not in names:
-        raise KitError(f"the kit translates {', '.join(names)}, not {kind}.")
-    defaults = optimizer.defaults  # OneCycleLR rewrites the group's momentum or betas; the defaults keep them
-    arguments: dict[str, Any] = {n: tuple(defaults[n]) if n == "betas" else defaults[n] for n in names[kind]}
-    spec = optim.OPTIMIZERS[kind](**arguments)
-    lr = float(group.get("initial_lr", group["lr"]))
-    return spec, lr, None if scheduler is None else schedule_from_torch(scheduler, interval)
-
-
-def schedule_from_torch(scheduler: Any, interval: str | None = None) -> optim.Schedule:
-    """The schedule spec of a ``torch.optim.lr_scheduler`` object (``interval``: how it is stepped; default once
-    an epoch, OneCycleLR once a batch)."""
-    from torch.optim import lr_scheduler as lrs
-
-    every = interval or ("step" if isinstance(scheduler, lrs.OneCycleLR) else "epoch")
-    if isinstance(scheduler, lrs.StepLR):
-        return optim.StepLR(scheduler.step_size, scheduler.gamma, every)  # type: ignore[arg-type]
-    if isinstance(scheduler, lrs.MultiStepLR):
-        return optim.MultiStepLR(tuple(sorted(scheduler.milestones.elements())), scheduler.gamma, every)  # type: ignore[arg-type]
-    if isinstance(scheduler, lrs.ExponentialLR):
-        return optim.ExponentialLR(scheduler.gamma, every)  # type: ignore[arg-type]
-    if isinstance(scheduler, lrs.CosineAnnealingLR):
-        return optim.CosineAnnealingLR(scheduler.T_max, scheduler.eta_min, every)  # type: ignore[arg-type]
-    if isinstance(scheduler, lrs.LinearLR):
-        return optim.LinearLR(scheduler.start_factor, scheduler.end_factor, scheduler.total_iters, every)  # type: ignore[arg-type]
-    if isinstance(scheduler, lrs.OneCycleLR):
-        group, phases = scheduler.optimizer.param_groups[0], scheduler._schedule_phases
-        total = scheduler.total_steps
-        return optim.OneCycleLR(
-            max_lr=group["max_lr"], total_steps=total, pct_start=(phases[0]["end_step"] + 1) / total,
-            anneal_strategy=getattr(scheduler, "_anneal_func_type", "cos"), cycle_momentum=scheduler.cycle_momentum,
-            base_momentum=group.get("base_momentum", 0.85), max_momentum=group.get("max_momentum", 0.95),
-            div_factor=group["max_lr"] / group["initial_lr"], final_div_factor=group["initial_lr"] / group["min_lr"],
-            three_phase=len(phases) == 3, interval=every)  # type: ignore[arg-type]
-    if isinstance(scheduler, lrs.SequentialLR):
-        return optim.SequentialLR(tuple(schedule_from_torch(s, every) for s in scheduler._schedulers),
-                                  tuple(scheduler._milestones), every)  # type: ignore[arg-type]
-    raise KitError(f"the kit translates StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LinearLR, OneCycleLR "
-                   f"and SequentialLR, not {type(scheduler).__name__}.")
+    if isinstance(opt_state, tuple) and not hasattr(opt_state, "_fields"):
+        return tuple(rebuild(part) for part in opt_state)
+    return rebuild(opt_state)

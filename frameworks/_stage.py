@@ -14,6 +14,7 @@ value, ``STAGE = Stage(...)``, naming the functions the kit calls:
     trace(state, X) -> {htilde, h, ytilde, yhat}  the forward's intermediates (first divergence; a deeper
                                                   network's are named layers.{i}.{kind})
     export(state) -> params                       canonical float64 parameters
+    save_optimizer / restore_optimizer            the optimizer's state in the canonical layout (checkpoints)
 
 plus its framework's ``backend`` (devices, dtypes, precision, the epoch loop: :class:`Backend`).
 ``shares`` says honestly which parts run another implementation's code (the lab's
@@ -77,7 +78,11 @@ class Stage:
     ``shares`` maps a part ("forward", "gradients", "update") to the id of the
     implementation whose code this one runs for it; a part not named is this
     stage's own. ``has_model``: the stage builds a model object (the only kind a
-    ``TrainConfig(model="double_softmax")`` applies to). Stages compare (and hash) by identity.
+    ``TrainConfig(model="double_softmax")`` applies to). ``save_optimizer(state)`` and
+    ``restore_optimizer(state, saved)``: the optimizer's state (another than the lab's SGD) in the
+    canonical layout, ``{"step": updates done, "buffers": {PyTorch's buffer name: canonical params}}``,
+    for checkpoints (None: this stage's runs checkpoint the lab's SGD only). Stages compare (and hash)
+    by identity.
     """
 
     backend: Backend
@@ -89,6 +94,8 @@ class Stage:
     export: Callable[[Any], Params]
     shares: Mapping[str, str] = field(default_factory=dict)
     has_model: bool = False
+    save_optimizer: Callable[[Any], dict | None] | None = None
+    restore_optimizer: Callable[[Any, dict], Any] | None = None
 
     def __post_init__(self) -> None:
         for name in ("load", "step", "evaluate", "gradients", "trace", "export"):

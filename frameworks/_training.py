@@ -202,10 +202,11 @@ def fit(
         raise KitError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}.")
     checkpoint_every = int(checkpoint_every)
     data_id = fingerprint(dataset) if checkpoint is not None or resume is not None else ""
-    if (checkpoint is not None or resume is not None) and \
-            (config.optimizer != SGD() or config.schedule is not None or config.clip is not None):
-        raise KitError("checkpoints hold the parameters and the batch order, not an optimizer's state or a "
-                       "schedule's position: they save and resume runs of the lab's plain SGD only.")
+    lab_sgd = config.optimizer == SGD() and config.schedule is None and config.clip is None
+    if (checkpoint is not None or resume is not None) and not lab_sgd and \
+            (stage.save_optimizer is None or stage.restore_optimizer is None):
+        raise KitError(f"{impl.id} cannot save or restore an optimizer's state (its Stage has no save_optimizer "
+                       "and restore_optimizer): its checkpoints resume runs of the lab's plain SGD only.")
     if resume is not None:
         if params is not None:
             raise KitError("give either params or resume, not both.")
@@ -244,14 +245,22 @@ def fit(
         result.history = {m: list(resume.history[m]) for m in METRICS}
         first_epoch = resume.epoch
 
-    def save() -> None:
+    def save(state: Any) -> None:
         if checkpoint is not None:
+            optimizer = None if lab_sgd else stage.save_optimizer(state)  # type: ignore[misc]
+            if optimizer is not None:
+                optimizer = {**optimizer, "steps_per_epoch": order.batches_per_epoch}
             save_checkpoint(checkpoint, Checkpoint(impl.id, config, result.params, result.history,
-                                                   result.epochs_done, order.state, data_id))
+                                                   result.epochs_done, order.state, data_id, optimizer))
 
     start = time.perf_counter()
     with place(stage, config, params, *dataset[:4]) as placed:
         device, data, state = placed.device, placed.data, placed.state
+        if resume is not None and not lab_sgd:
+            if resume.optimizer is None:
+                raise KitError("the checkpoint holds no optimizer state, yet the config names another optimizer, "
+                               "schedule or clipping than the lab's SGD.")
+            state = stage.restore_optimizer(state, resume.optimizer)  # type: ignore[misc]
         run = runner(stage, config, device, steps_per_epoch=order.batches_per_epoch)
         bar = None
         if progress:
@@ -285,7 +294,7 @@ def fit(
                 )
                 break
             result.params = stage.export(state)
-            save()
+            save(state)
             if bar is not None:
                 bar.update(chunk)
                 bar.set_postfix(loss=f"{metrics[-1][0]:.4f}", test_acc=f"{metrics[-1][3]:.3f}")

@@ -96,9 +96,8 @@ def _betas(spec: Adam | AdamW) -> None:
     if not isinstance(spec.betas, tuple) or len(spec.betas) != 2:
         raise KitError(f"{name}.betas must be a pair (beta1, beta2), got {spec.betas!r}.")
     for k, beta in enumerate(spec.betas):
-        _check(f"{name}.betas[{k}]", beta, high=1.0)
-        if beta == 1.0:
-            raise KitError(f"{name}.betas[{k}] must be below 1, got {beta!r}.")
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
+            raise KitError(f"{name}.betas[{k}] must be in [0, 1), got {beta!r}.")
     _check(f"{name}.eps", spec.eps)
     _check(f"{name}.weight_decay", spec.weight_decay)
 

@@ -337,13 +337,13 @@ def optax_from_torch(spec: Any, scheduler: Any = None, **options: Any) -> Any:
 def naive_optax(spec: Any, **options: Any) -> Any:
     """The translation a person writes from the docs (``optax.adamw(lr)`` for ``AdamW(lr)``...), the trap beside
     the exact one: see :func:`frameworks._optax_port.naive_optax`."""
-    from frameworks import _optax_port
+    from frameworks import _optax_naive
 
-    return _optax_port.naive_optax(spec, **options)
+    return _optax_naive.naive_optax(spec, **options)
 
 
 def specs_from_torch(optimizer: Any, scheduler: Any = None, **options: Any) -> Any:
     """(spec, lr, schedule spec) of a real ``torch.optim`` optimizer and scheduler."""
-    from frameworks import _optax_port
+    from frameworks import _torch_specs
 
-    return _optax_port.specs_from_torch(optimizer, scheduler, **options)
+    return _torch_specs.specs_from_torch(optimizer, scheduler, **options)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from functools import partial
 
 import jax
+import jax.numpy as jnp
 from flax import struct
 
 from frameworks._arch import LAB, Architecture
@@ -167,8 +168,20 @@ def export(net: Net) -> Params:
     return {name: backend.to_numpy(value) for name, value in net.params.items()}
 
 
+def save_optimizer(net: Net) -> dict | None:
+    """The optimizer's step count and buffers, canonical (None for the lab's SGD)."""
+    return optimizers.save(net.opt, lambda tree: {name: backend.to_numpy(value) for name, value in tree.items()})
+
+
+def restore_optimizer(net: Net, saved: dict) -> Net:
+    """``net`` with the optimizer's state of a checkpoint (:func:`save_optimizer`'s form)."""
+    return Net(net.params, net.arch, optimizers.restore(net.opt, saved, lambda canonical, like: {
+        name: jax.device_put(jnp.asarray(canonical[name], value.dtype), value.sharding)
+        for name, value in like.items()}))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The kit's contract: what frameworks.get("jax/manual") runs.
 
 STAGE = Stage(backend=backend, load=load, step=make_step, evaluate=evaluate, gradients=gradients, trace=trace,
-              export=export)
+              export=export, save_optimizer=save_optimizer, restore_optimizer=restore_optimizer)

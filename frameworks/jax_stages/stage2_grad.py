@@ -21,7 +21,16 @@ from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.jax_stages import _backend as backend
 from frameworks.jax_stages import optimizers
-from frameworks.jax_stages.stage1_manual import Net, evaluate, export, forward, loss_accuracy, trace  # stage 1's
+from frameworks.jax_stages.stage1_manual import (  # stage 1's
+    Net,
+    evaluate,
+    export,
+    forward,
+    loss_accuracy,
+    restore_optimizer,
+    save_optimizer,
+    trace,
+)
 
 
 def load(params: Params, config: TrainConfig, device: jax.Device | None = None) -> Net:
@@ -69,4 +78,5 @@ def make_step(config: TrainConfig, steps_per_epoch: int = 1) -> Callable[..., Ne
 # The kit's contract: what frameworks.get("jax/grad") runs.
 
 STAGE = Stage(backend=backend, load=load, step=make_step, evaluate=evaluate, gradients=gradients, trace=trace,
-              export=export, shares={"forward": "jax/manual"})
+              export=export, save_optimizer=save_optimizer, restore_optimizer=restore_optimizer,
+              shares={"forward": "jax/manual"})

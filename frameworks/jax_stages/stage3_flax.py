@@ -203,8 +203,27 @@ def export(state: State) -> Params:
     return canonical(state.params, state.arch)
 
 
+def like_params(canonical_params: Params, like: nnx.State, arch: Architecture) -> nnx.State:
+    """Canonical arrays as a pytree shaped like ``like`` (a tree of the model's parameters): its dtypes and
+    placement, Flax's layout."""
+    tree = jax.tree.map(lambda x: x, like)
+    nnx.replace_by_pure_dict(tree, convert.to_flax_params(canonical_params, arch=arch))
+    return jax.tree.map(lambda v, old: jax.device_put(jnp.asarray(v, old.dtype), old.sharding), tree, like)
+
+
+def save_optimizer(state: State) -> dict | None:
+    """The by-hand optimizer's step count and buffers, canonical (None for the lab's SGD)."""
+    return optimizers.save(state.opt, lambda tree: canonical(tree, state.arch))
+
+
+def restore_optimizer(state: State, saved: dict) -> State:
+    """``state`` with the optimizer's state of a checkpoint (:func:`save_optimizer`'s form)."""
+    opt = optimizers.restore(state.opt, saved, lambda c, like: like_params(c, like, state.arch))
+    return State(state.graphdef, state.params, state.key, state.arch, opt)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The kit's contract: what frameworks.get("jax/flax") runs.
 
 STAGE = Stage(backend=backend, load=load, step=make_step, evaluate=evaluate, gradients=gradients, trace=trace,
-              export=export, has_model=True)
+              export=export, has_model=True, save_optimizer=save_optimizer, restore_optimizer=restore_optimizer)

@@ -126,15 +126,15 @@ def clip(rule: optim.Clip | None, grads: dict) -> dict:
 
 def init(spec: optim.Optimizer, params: dict) -> dict:
     """The optimizer's state: its buffers, zeros shaped like the parameters (Adagrad's sum starts at
-    ``initial_accumulator_value``)."""
+    ``initial_accumulator_value``), named as ``torch.optim`` names them in its ``state_dict``."""
     zeros = tree_map(zeros_like, params)
     if isinstance(spec, optim.Adagrad):
         return {"sum": tree_map(lambda p: zeros_like(p) + spec.initial_accumulator_value, params)}
     if isinstance(spec, (optim.Adam, optim.AdamW)):
-        return {"m": zeros, "v": zeros, "vmax": zeros}
+        return {"exp_avg": zeros, "exp_avg_sq": zeros, "max_exp_avg_sq": zeros}
     if isinstance(spec, optim.RMSprop):
-        return {"v": zeros, "gavg": zeros, "buf": zeros}
-    return {"buf": zeros}
+        return {"square_avg": zeros, "grad_avg": zeros, "momentum_buffer": zeros}
+    return {"momentum_buffer": zeros}
 
 
 def update(spec: optim.Optimizer, params: dict, grads: dict, state: dict, t: Any, lr: Any, mu: Any,
@@ -147,9 +147,9 @@ def update(spec: optim.Optimizer, params: dict, grads: dict, state: dict, t: Any
         g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if spec.weight_decay else grads
         if not uses_momentum:
             return tree_map(lambda p, g: p - lr * g, params, g), state
-        buf = tree_map(lambda b, g: where(t == 0, g, mu * b + (1 - spec.dampening) * g), state["buf"], g)
+        buf = tree_map(lambda b, g: where(t == 0, g, mu * b + (1 - spec.dampening) * g), state["momentum_buffer"], g)
         step = tree_map(lambda g, b: g + mu * b, g, buf) if spec.nesterov else buf
-        return tree_map(lambda p, s: p - lr * s, params, step), {"buf": buf}
+        return tree_map(lambda p, s: p - lr * s, params, step), {"momentum_buffer": buf}
     if isinstance(spec, (optim.Adam, optim.AdamW)):
         # AdamW: p <- p (1 - lr weight_decay); Adam: g <- g + weight_decay p. Then m <- b1 m + (1 - b1) g,
         # v <- b2 v + (1 - b2) g^2, vmax <- max(vmax, v) (amsgrad), and
@@ -160,28 +160,30 @@ def update(spec: optim.Optimizer, params: dict, grads: dict, state: dict, t: Any
         else:
             g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if spec.weight_decay else grads
         b2 = spec.betas[1]
-        m = tree_map(lambda m, g: mu * m + (1 - mu) * g, state["m"], g)
-        v = tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, state["v"], g)
-        vmax = tree_map(maximum, state["vmax"], v) if spec.amsgrad else state["vmax"]
+        m = tree_map(lambda m, g: mu * m + (1 - mu) * g, state["exp_avg"], g)
+        v = tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, state["exp_avg_sq"], g)
+        vmax = tree_map(maximum, state["max_exp_avg_sq"], v) if spec.amsgrad else state["max_exp_avg_sq"]
         root = (1 - b2 ** (t + 1)) ** 0.5
         step_size = lr / (1 - mu ** (t + 1))
         denominators = tree_map(lambda v: sqrt(v) / root + spec.eps, vmax if spec.amsgrad else v)
         params = tree_map(lambda p, m, d: p - step_size * m / d, params, m, denominators)
-        return params, {"m": m, "v": v, "vmax": vmax}
+        return params, {"exp_avg": m, "exp_avg_sq": v, "max_exp_avg_sq": vmax}
     if isinstance(spec, optim.RMSprop):
         # g <- g + weight_decay p; v <- alpha v + (1 - alpha) g^2; centered: gavg <- alpha gavg + (1 - alpha) g,
         # avg = sqrt(v - gavg^2) + eps, else sqrt(v) + eps; momentum: buf <- momentum buf + g / avg, p <- p - lr buf;
         # else p <- p - lr g / avg
         a = spec.alpha
         g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if spec.weight_decay else grads
-        v = tree_map(lambda v, g: a * v + (1 - a) * g * g, state["v"], g)
-        gavg = tree_map(lambda m, g: a * m + (1 - a) * g, state["gavg"], g) if spec.centered else state["gavg"]
+        v = tree_map(lambda v, g: a * v + (1 - a) * g * g, state["square_avg"], g)
+        gavg = tree_map(lambda m, g: a * m + (1 - a) * g, state["grad_avg"], g) if spec.centered else state["grad_avg"]
         avg = tree_map(lambda v, m: sqrt(v - m * m) + spec.eps, v, gavg) if spec.centered else \
             tree_map(lambda v: sqrt(v) + spec.eps, v)
         if uses_momentum:
-            buf = tree_map(lambda b, g, d: mu * b + g / d, state["buf"], g, avg)
-            return tree_map(lambda p, b: p - lr * b, params, buf), {"v": v, "gavg": gavg, "buf": buf}
-        return tree_map(lambda p, g, d: p - lr * g / d, params, g, avg), {"v": v, "gavg": gavg, "buf": state["buf"]}
+            buf = tree_map(lambda b, g, d: mu * b + g / d, state["momentum_buffer"], g, avg)
+            return tree_map(lambda p, b: p - lr * b, params, buf), {"square_avg": v, "grad_avg": gavg,
+                                                                    "momentum_buffer": buf}
+        return tree_map(lambda p, g, d: p - lr * g / d, params, g, avg), {
+            "square_avg": v, "grad_avg": gavg, "momentum_buffer": state["momentum_buffer"]}
     if isinstance(spec, optim.Adagrad):
         # clr = lr / (1 + t lr_decay); g <- g + weight_decay p; sum <- sum + g^2; p <- p - clr g / (sqrt(sum) + eps)
         clr = lr / (1 + t * spec.lr_decay)
@@ -222,3 +224,20 @@ def updater(config: TrainConfig, steps_per_epoch: int) -> Callable[[Any, Any, An
         return params, {"t": t + 1, "buffers": buffers}
 
     return apply
+
+
+# The state in a checkpoint: PyTorch's buffer names, the kit's canonical parameter names ------------------------------
+
+
+def save(opt: dict, canonical: Callable[[dict], dict]) -> dict | None:
+    """``{"step": updates done, "buffers": {buffer name: canonical parameters}}``; None for the lab's SGD.
+    ``canonical`` turns a tree shaped like the stage's parameters into canonical float64 arrays."""
+    if not opt:
+        return None
+    return {"step": int(opt["t"]), "buffers": {name: canonical(tree) for name, tree in opt["buffers"].items()}}
+
+
+def restore(opt: dict, saved: dict, load: Callable[[dict, dict], dict]) -> dict:
+    """The inverse of :func:`save` into ``opt``'s trees (``load(canonical, like)`` builds a tree like ``like``)."""
+    return {"t": int(saved["step"]), "buffers": {name: load(saved["buffers"][name], tree)
+                                                  for name, tree in opt["buffers"].items()}}

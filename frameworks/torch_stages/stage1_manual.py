@@ -163,8 +163,20 @@ def export(net: Net) -> Params:
     return {name: backend.to_numpy(value) for name, value in net.params.items()}
 
 
+def save_optimizer(net: Net) -> dict | None:
+    """The optimizer's step count and buffers, canonical (None for the lab's SGD)."""
+    return optimizers.save(net.opt, lambda tree: {name: backend.to_numpy(value) for name, value in tree.items()})
+
+
+def restore_optimizer(net: Net, saved: dict) -> Net:
+    """``net`` with the optimizer's state of a checkpoint (:func:`save_optimizer`'s form)."""
+    net.opt = optimizers.restore(net.opt, saved, lambda canonical, like: {
+        name: torch.tensor(canonical[name], dtype=value.dtype, device=value.device) for name, value in like.items()})
+    return net
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The kit's contract: what frameworks.get("torch/manual") runs.
 
 STAGE = Stage(backend=backend, load=load, step=make_step, evaluate=evaluate, gradients=gradients, trace=trace,
-              export=export)
+              export=export, save_optimizer=save_optimizer, restore_optimizer=restore_optimizer)

@@ -17,7 +17,16 @@ from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.torch_stages import _backend as backend
 from frameworks.torch_stages import optimizers
-from frameworks.torch_stages.stage1_manual import Net, evaluate, export, forward, loss_accuracy, trace  # stage 1's
+from frameworks.torch_stages.stage1_manual import (  # stage 1's
+    Net,
+    evaluate,
+    export,
+    forward,
+    loss_accuracy,
+    restore_optimizer,
+    save_optimizer,
+    trace,
+)
 
 
 def load(params: Params, config: TrainConfig, device: torch.device | None = None) -> Net:
@@ -81,4 +90,5 @@ def make_step(config: TrainConfig, steps_per_epoch: int = 1) -> Callable[..., Ne
 # The kit's contract: what frameworks.get("torch/autograd") runs.
 
 STAGE = Stage(backend=backend, load=load, step=make_step, evaluate=torch.no_grad()(evaluate), gradients=gradients,
-              trace=torch.no_grad()(trace), export=export, shares={"forward": "torch/manual"})
+              trace=torch.no_grad()(trace), export=export, save_optimizer=save_optimizer,
+              restore_optimizer=restore_optimizer, shares={"forward": "torch/manual"})

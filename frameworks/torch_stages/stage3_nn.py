@@ -170,8 +170,24 @@ def export(state: State) -> Params:
     return convert.from_torch_state_dict(state.model.state_dict(), check=False, arch=state.arch)
 
 
+def save_optimizer(state: State) -> dict | None:
+    """The by-hand optimizer's step count and buffers, canonical (None for the lab's SGD)."""
+    return optimizers.save(state.opt, lambda tree: convert.from_torch_state_dict(tree, check=False, arch=state.arch))
+
+
+def restore_optimizer(state: State, saved: dict) -> State:
+    """``state`` with the optimizer's state of a checkpoint (:func:`save_optimizer`'s form)."""
+
+    def load(canonical: Params, like: dict) -> dict:
+        tensors = convert.to_torch_state_dict(canonical, arch=state.arch)
+        return {name: tensors[name].to(dtype=value.dtype, device=value.device) for name, value in like.items()}
+
+    state.opt = optimizers.restore(state.opt, saved, load)
+    return state
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The kit's contract: what frameworks.get("torch/nn") runs.
 
 STAGE = Stage(backend=backend, load=load, step=make_step, evaluate=evaluate, gradients=gradients, trace=trace,
-              export=export, has_model=True)
+              export=export, has_model=True, save_optimizer=save_optimizer, restore_optimizer=restore_optimizer)

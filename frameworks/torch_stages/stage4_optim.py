@@ -18,13 +18,13 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler
 
-from frameworks import optim
+from frameworks import convert, optim
 from frameworks._arch import LAB, Architecture
 from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.torch_stages import _backend as backend
-from frameworks.torch_stages import stage3_nn
+from frameworks.torch_stages import optimizers, stage3_nn
 from frameworks.torch_stages.stage3_nn import backward, evaluate, export, gradients, init_model, trace  # stage 3's
 
 
@@ -64,6 +64,7 @@ class State(stage3_nn.State):
         self.optimizer = init_optimizer(model, config.eta, config.optimizer)
         self.scheduler = init_scheduler(self.optimizer, config.schedule)
         self.steps = 0
+        self.config = config
 
 
 def load(params: Params, config: TrainConfig, device: torch.device | None = None) -> State:
@@ -92,8 +93,44 @@ def make_step(config: TrainConfig, steps_per_epoch: int = 1) -> Callable[..., St
     return step
 
 
+def save_optimizer(state: State) -> dict | None:
+    """``torch.optim``'s state in the canonical layout: each buffer of its ``state_dict`` by PyTorch's name (zeros
+    where the optimizer has not made it yet), the parameters by the kit's names; None for the lab's SGD."""
+    if optimizers.is_lab(state.config):
+        return None
+    named = dict(state.model.named_parameters())
+    saved = state.optimizer.state_dict()["state"]  # keyed by the position in model.parameters()
+    trees = {buffer: {name: saved.get(i, {}).get(buffer, torch.zeros_like(param)) for i, (name, param)
+                      in enumerate(named.items())} for buffer in optimizers.init(state.config.optimizer, named)}
+    return {"step": state.steps, "buffers": {buffer: convert.from_torch_state_dict(tree, check=False, arch=state.arch)
+                                             for buffer, tree in trees.items()}}
+
+
+def restore_optimizer(state: State, saved: dict) -> State:
+    """The optimizer's ``state_dict`` rebuilt from a checkpoint, and the scheduler stepped to where the run was."""
+    named = dict(state.model.named_parameters())
+    trees = {buffer: convert.to_torch_state_dict(canonical, arch=state.arch)
+             for buffer, canonical in saved["buffers"].items()}
+    whole = state.optimizer.state_dict()
+    step = saved["step"]
+    for i, (name, param) in enumerate(named.items()):
+        entry = {buffer: tree[name].to(dtype=param.dtype, device=param.device) for buffer, tree in trees.items()}
+        if step:  # at step 0 the optimizer's own initial state is the one to keep (SGD: no buffer yet)
+            whole["state"][i] = {**entry, "step": torch.tensor(float(step))}
+    state.optimizer.load_state_dict(whole)
+    state.steps = step
+    if state.scheduler is not None:
+        every = 1 if state.config.schedule.interval == "step" else saved.get("steps_per_epoch", 1)  # type: ignore[union-attr]
+        with warnings.catch_warnings():  # stepped without optimizer.step(): PyTorch warns of the order
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(step // every):
+                state.scheduler.step()
+    return state
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The kit's contract: what frameworks.get("torch/optim") runs.
 
 STAGE = Stage(backend=backend, load=load, step=make_step, evaluate=evaluate, gradients=gradients, trace=trace,
-              export=export, shares={"forward": "torch/nn", "gradients": "torch/nn"}, has_model=True)
+              export=export, shares={"forward": "torch/nn", "gradients": "torch/nn"}, has_model=True,
+              save_optimizer=save_optimizer, restore_optimizer=restore_optimizer)
