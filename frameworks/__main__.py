@@ -28,6 +28,7 @@ COMMANDS = {
     "parity": ("frameworks.parity", "gradients of all eight implementations against each other and an oracle"),
     "compare": ("frameworks.compare", "train all eight side by side and write a report"),
     "bench": ("frameworks.bench", "time every implementation side by side"),
+    "optimizers": ("frameworks.optim_traps", "each torch.optim setup's naive Optax port beside the exact one"),
 }
 DESCRIPTION = "The kit's command line: train, compare, check and time the eight implementations of the lab's MLP."
 MODULE_PROG = "python -m frameworks"

@@ -106,7 +106,8 @@ class Architecture:
     @property
     def trace_names(self) -> tuple[str, ...]:
         """The names of a forward pass's intermediates, one a layer of :meth:`modules`: the lab's ``htilde, h,
-        ytilde`` for the lab's network, else ``layers.{i}.{kind}``, the logits always ``ytilde``."""
+        ytilde`` for one hidden layer without LayerNorm or dropout (whatever its activation), else
+        ``layers.{i}.{kind}``; the logits always ``ytilde``."""
         if self.depth == 1 and self.norm is None and not self.dropout:
             return ("htilde", "h", "ytilde")
         return (*(name for name, _ in self.modules()[:-1]), "ytilde")

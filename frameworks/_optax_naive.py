@@ -84,3 +84,29 @@ def naive_schedule(schedule: optim.Schedule | None, lr: float, spe: int) -> floa
     raise KitError(f"not a schedule: {s!r}")
 
 
+
+
+def naive_text(spec: optim.Optimizer, schedule: optim.Schedule | None = None, clip: optim.Clip | None = None) -> str:
+    """:func:`naive_optax` in words: the translation table's column."""
+    given = {f for f in spec.__dataclass_fields__ if getattr(spec, f) != type(spec).__dataclass_fields__[f].default}
+    if isinstance(spec, optim.SGD):
+        text = f"sgd(momentum={spec.momentum:g})" if spec.momentum else "sgd"
+        text = f"add_decayed_weights -> {text}" if spec.weight_decay else text
+    elif isinstance(spec, optim.AdamW) or (isinstance(spec, optim.Adam) and spec.weight_decay):
+        text = f"adamw(weight_decay={spec.weight_decay:g})" if "weight_decay" in given else "adamw (weight_decay 1e-4)"
+    elif isinstance(spec, optim.Adam):
+        text = "amsgrad" if spec.amsgrad else "adam"
+    elif isinstance(spec, optim.RMSprop):
+        text = "rmsprop (" + (f"decay={spec.alpha:g}" if "alpha" in given else "decay 0.9") + ", eps in the sqrt)"
+    else:
+        text = "adagrad (" + ("" if "initial_accumulator_value" in given else "accumulator from 0.1, ") + \
+            "eps in the sqrt" + (", no lr_decay" if spec.lr_decay else "") + ")"
+    words = {optim.StepLR: "exponential_decay (smooth)", optim.ExponentialLR: "exponential_decay (smooth)",
+             optim.MultiStepLR: "piecewise_constant_schedule", optim.LinearLR: "linear_schedule over the updates",
+             optim.CosineAnnealingLR: "cosine_decay_schedule over the updates",
+             optim.OneCycleLR: "cosine_onecycle_schedule (no momentum cycle)", optim.SequentialLR: "join_schedules"}
+    if schedule is not None:
+        text += f" with {words[type(schedule)]}"
+    if clip is not None:
+        text = ("clip_by_global_norm" if isinstance(clip, optim.ClipGradNorm) else "clip") + f" -> {text}"
+    return text

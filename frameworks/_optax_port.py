@@ -51,45 +51,73 @@ def optax_from_torch(spec: Any, scheduler: Any = None, *, lr: float | None = Non
 
 def _chain(spec: optim.Optimizer, lr: float, schedule: optim.Schedule | None, clip: optim.Clip | None,
            spe: int) -> optax.GradientTransformation:
+    return optax.chain(*(transform for _, transform in chain_parts(spec, lr, schedule, clip, spe)))
+
+
+def explain(spec: optim.Optimizer, *, lr: float, schedule: optim.Schedule | None = None,
+            clip: optim.Clip | None = None, steps_per_epoch: int = 1) -> str:
+    """The exact chain in words, part by part (custom parts starred): the translation table's column."""
+    return " -> ".join(text for text, _ in chain_parts(spec, lr, schedule, clip, steps_per_epoch))
+
+
+def chain_parts(spec: optim.Optimizer, lr: float, schedule: optim.Schedule | None, clip: optim.Clip | None,
+                spe: int) -> list[tuple[str, optax.GradientTransformation]]:
+    """The parts of the exact chain, each with its name (a star: built by the kit, no Optax piece computes it)."""
     rate = exact_schedule(schedule, lr, spe)
     cycled = isinstance(schedule, optim.OneCycleLR) and schedule.cycle_momentum
     mu: Any = one_cycle(schedule, 1)[1] if cycled else None  # type: ignore[arg-type]  # stepped once a batch
-    parts = [clip_transform(clip)] if clip is not None else []
+    parts = []
+    if isinstance(clip, optim.ClipGradNorm):
+        parts.append(("clip_grad_norm*", clip_transform(clip)))
+    elif clip is not None:
+        parts.append(("clip", clip_transform(clip)))
+    decay = [("add_decayed_weights", optax.add_decayed_weights(spec.weight_decay))] if spec.weight_decay else []
     if isinstance(spec, optim.SGD):
-        parts += [optax.add_decayed_weights(spec.weight_decay)] if spec.weight_decay else []
+        parts += decay
         if spec.momentum or cycled:
             if spec.dampening:  # custom: Optax's trace has no dampening
-                parts.append(torch_momentum(mu if cycled else spec.momentum, spec.dampening))
+                parts.append(("torch_momentum*", torch_momentum(mu if cycled else spec.momentum, spec.dampening)))
             elif cycled:  # the momentum a schedule of the update count
-                parts.append(optax.inject_hyperparams(optax.trace, static_args=("nesterov",))(
-                    decay=mu, nesterov=spec.nesterov))
+                parts.append(("inject_hyperparams(trace)", optax.inject_hyperparams(
+                    optax.trace, static_args=("nesterov",))(decay=mu, nesterov=spec.nesterov)))
             else:
-                parts.append(optax.trace(decay=spec.momentum, nesterov=spec.nesterov))
+                parts.append(("trace", optax.trace(decay=spec.momentum, nesterov=spec.nesterov)))
     elif isinstance(spec, (optim.Adam, optim.AdamW)):
         b1, b2 = (mu if cycled else spec.betas[0]), spec.betas[1]
-        if isinstance(spec, optim.Adam) and spec.weight_decay:
-            parts.append(optax.add_decayed_weights(spec.weight_decay))  # coupled: into the gradient
-        if spec.amsgrad:
-            parts.append(torch_amsgrad(b1, b2, spec.eps))  # custom: PyTorch's max of the raw second moment
+        if isinstance(spec, optim.Adam):
+            parts += decay  # coupled: into the gradient
+        if spec.amsgrad:  # custom: PyTorch's max of the raw second moment
+            parts.append(("torch_amsgrad*", torch_amsgrad(b1, b2, spec.eps)))
         elif cycled:
-            parts.append(optax.inject_hyperparams(optax.scale_by_adam)(b1=b1, b2=b2, eps=spec.eps))
+            parts.append(("inject_hyperparams(scale_by_adam)",
+                          optax.inject_hyperparams(optax.scale_by_adam)(b1=b1, b2=b2, eps=spec.eps)))
         else:
-            parts.append(optax.scale_by_adam(b1=b1, b2=b2, eps=spec.eps))
+            parts.append(("scale_by_adam", optax.scale_by_adam(b1=b1, b2=b2, eps=spec.eps)))
         if isinstance(spec, optim.AdamW):
-            parts.append(optax.add_decayed_weights(spec.weight_decay))  # decoupled: times lr with the update
+            parts += decay  # decoupled: times lr with the update
     elif isinstance(spec, optim.RMSprop):
-        parts += [optax.add_decayed_weights(spec.weight_decay)] if spec.weight_decay else []
-        scale = optax.scale_by_stddev if spec.centered else optax.scale_by_rms
-        parts.append(scale(decay=spec.alpha, eps=spec.eps, eps_in_sqrt=False))
+        parts += decay
+        name, scale = ("scale_by_stddev", optax.scale_by_stddev) if spec.centered else ("scale_by_rms",
+                                                                                      optax.scale_by_rms)
+        parts.append((f"{name}(eps_in_sqrt=False)", scale(decay=spec.alpha, eps=spec.eps, eps_in_sqrt=False)))
         if cycled:
-            parts.append(optax.inject_hyperparams(optax.trace)(decay=mu))
+            parts.append(("inject_hyperparams(trace)", optax.inject_hyperparams(optax.trace)(decay=mu)))
         elif spec.momentum:
-            parts.append(optax.trace(decay=spec.momentum))
+            parts.append(("trace", optax.trace(decay=spec.momentum)))
     elif isinstance(spec, optim.Adagrad):
-        parts += [optax.add_decayed_weights(spec.weight_decay)] if spec.weight_decay else []
-        parts.append(torch_adagrad(spec.lr_decay, spec.initial_accumulator_value, spec.eps))  # custom
-    parts.append(optax.scale_by_learning_rate(rate))
-    return optax.chain(*parts)
+        parts += decay
+        parts.append(("torch_adagrad*", torch_adagrad(spec.lr_decay, spec.initial_accumulator_value, spec.eps)))
+    parts.append((f"scale_by_learning_rate({schedule_name(schedule)})", optax.scale_by_learning_rate(rate)))
+    return parts
+
+
+def schedule_name(schedule: optim.Schedule | None) -> str:
+    """How :func:`exact_schedule` builds a schedule, in words."""
+    names = {optim.StepLR: "exponential_decay(staircase)", optim.ExponentialLR: "exponential_decay(staircase)",
+             optim.MultiStepLR: "piecewise_constant_schedule", optim.LinearLR: "linear_schedule per epoch",
+             optim.CosineAnnealingLR: "periodic cosine*", optim.OneCycleLR: "torch_one_cycle*",
+             optim.SequentialLR: "join_schedules"}
+    return "lr" if schedule is None else names[type(schedule)]
 
 
 # Custom transformations: PyTorch's formula where Optax has none ----------------------------------------------------

@@ -222,6 +222,9 @@ def fit(
     params, _, _ = check_batch(params, dataset.Xtrain[:1], dataset.Ytrain[:1])
     check_architecture(params, config)
     native_dropout = bool(config.dropout) and config.dropout_rng == "native"
+    if native_dropout and (checkpoint is not None or resume is not None):
+        raise KitError("dropout_rng='native' draws from each framework's generator, whose state a checkpoint does "
+                       "not hold: such a run cannot resume where it stopped. Use dropout_rng='kit'.")
     if native_dropout and not stage.has_model:
         raise KitError(f"dropout_rng='native' draws the masks in the model's Dropout layers; {impl.id} has none. "
                        f"Use one of {MODULE_STAGES}, or dropout_rng='kit'.")

@@ -41,3 +41,21 @@ def layer_defaults(dataset: Dataset, config: TrainConfig) -> list[str]:
             f"the inputs of `{name}` the outputs differ by up to {gap['default_gap']:.1e} (relative); given PyTorch's "
             f"eps, as the kit builds it, by {gap['same_eps_gap']:.1e}.")
     return ["### Flax's layer defaults, on this network", "", " ".join(found), ""]
+
+
+def optimizer_port(dataset: Dataset, config: TrainConfig) -> list[str]:
+    """For a run with another optimizer, schedule or clipping than the lab's SGD: the exact Optax chain jax/optax
+    trained with, and where the naive Optax port of the same PyTorch setup leaves it on this run (float64)."""
+    from frameworks import optim_traps
+    from frameworks.optim import SGD
+
+    if config.optimizer == SGD() and config.schedule is None and config.clip is None:
+        return []
+    row = optim_traps.measure(dataset, config)
+    where = (f"after update {row.first_step} of {row.steps} (`{row.tensor}`, {row.error:.1e} relative)"
+             if row.first_step is not None else f"nowhere in its {row.steps} updates")
+    return ["### The optimizer in Optax, exactly and naively", "",
+            f"PyTorch: `{row.pytorch}`. `jax/optax` trains with the exact chain `{row.exact}` (`*`: built by the kit, "
+            f"no Optax piece computes PyTorch's formula). The naive port, `{row.naive}`, leaves it {where}; final "
+            f"test accuracy {row.exact_acc:.3f} exact, {row.naive_acc:.3f} naive (float64, `python -m frameworks "
+            "optimizers` for every row).", ""]

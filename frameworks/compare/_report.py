@@ -15,7 +15,7 @@ from frameworks._registry import STAGES
 from frameworks._training import TrainResult
 from frameworks.compare._explain import explain
 from frameworks.compare._figures import boundary_file
-from frameworks.compare._layers import layer_defaults
+from frameworks.compare._layers import layer_defaults, optimizer_port
 from frameworks.tolerances import max_relative_error
 
 Runs = Mapping[str, Mapping[str, TrainResult]]
@@ -95,7 +95,8 @@ def report_markdown(dataset: Dataset, config: TrainConfig, runs: Runs, study: di
     report = [f"# Comparison report: {dataset.name}", "", f"Config: `{config}`", "", "![curves](curves.png)", ""]
     if len(runs) > 1:
         report += ["![traps](traps.png)", ""]
-    report += [explain(runs, study, config, classes=dataset.ny), *layer_defaults(dataset, config), *_results(table)]
+    report += [explain(runs, study, config, classes=dataset.ny), *layer_defaults(dataset, config),
+               *optimizer_port(dataset, config), *_results(table)]
     if dataset.nx == 2:
         report += _boundaries(runs)
     if svm:

@@ -49,7 +49,8 @@ class Net:
 
 
 def load(params: Params, config: TrainConfig, device: jax.Device | None = None) -> Net:
-    """The kit's canonical parameters (``frameworks.init_params``) as plain arrays: Wh, bh, Wy, by."""
+    """The kit's canonical parameters (``frameworks.init_params``) as plain arrays: Wh, bh, Wy, by for the lab's
+    network, W1, b1, ... for a deeper one; with the state of the config's optimizer."""
     arrays = backend.from_canonical(params, config.dtype, device)
     return Net(arrays, config.arch, optimizers.init_state(config, arrays))
 

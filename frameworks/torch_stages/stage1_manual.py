@@ -45,7 +45,8 @@ class Net:
 
 
 def load(params: Params, config: TrainConfig, device: torch.device | None = None) -> Net:
-    """The kit's canonical parameters (``frameworks.init_params``) as plain tensors: Wh, bh, Wy, by."""
+    """The kit's canonical parameters (``frameworks.init_params``) as plain tensors: Wh, bh, Wy, by for the lab's
+    network, W1, b1, ... for a deeper one; with the state of the config's optimizer."""
     tensors = backend.from_canonical(params, config.dtype, device or torch.device("cpu"))
     return Net(tensors, config.arch, optimizers.init_state(config, tensors))
 
