@@ -26,7 +26,7 @@ def test_bench_quick_writes_rows_and_figure(tmp_path, capsys):
     rows = report["rows"]
     assert {row["implementation"] for row in rows} == set(only)
     assert {row["mode"] for row in rows if row["framework"] == "jax"} == {"fused", "step", "fused-run"}
-    assert len({row["workload"] for row in rows}) == 3
+    assert len({row["workload"] for row in rows}) == 4  # circles, circles with Adam + cosine + clipping, two tiny
     for row in rows:
         assert row["error"] is None, row
         assert row["median_s"] > 0 and row["us_per_step"] > 0 and row["steps_per_s"] > 0
@@ -85,7 +85,7 @@ def test_bench_whose_rows_all_fail_keeps_earlier_results(tmp_path, monkeypatch, 
     assert (tmp_path / "bench.json").read_bytes() == earlier
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "all 3 rows failed" in captured.err.splitlines()[-1] and "RuntimeError: broken" in captured.err
+    assert "all 4 rows failed" in captured.err.splitlines()[-1] and "RuntimeError: broken" in captured.err
 
 
 def test_bench_times_only_the_frameworks_that_see_the_device(monkeypatch):

@@ -66,8 +66,10 @@ def prepare_row(impl: Implementation, config: TrainConfig, dataset: Dataset) -> 
     """
     stage = impl.stage
     params = init_params(dataset.nx, config.nh, dataset.ny, seed=config.seed)
+    spe = len(dataset.Xtrain) // config.batch_size
     with place(stage, config, params, *dataset[:4]) as run:
-        yield Row(stage.backend, run.state, stage.step(config), stage.evaluate, run.data, run.device)
+        step = stage.step(config, spe) if config.schedule is not None else stage.step(config)
+        yield Row(stage.backend, run.state, step, stage.evaluate, run.data, run.device)
 
 
 def measure(variant: Variant, workload: Workload, *, device: str, repeats: int) -> dict[str, Any]:

@@ -14,6 +14,10 @@ Workloads (float32, the lab's SGD, init and batch order from seed 0):
 * ``circles``: the shipped circles data at the lab's defaults (``TrainConfig()``:
   nh=10, batch 10, 200 rows -> 20 batches an epoch); a repeat is ``--epochs``
   epochs (default 150, i.e. 3000 steps);
+* ``circles adam+cos+clip``: the same run with a stateful optimizer, ``Adam()``
+  at eta 0.01, ``CosineAnnealingLR`` over the repeat and ``ClipGradNorm(1.0)``
+  (the by-hand stages carry the moments, torch/optim its objects, jax/optax the
+  exact Optax chain);
 * ``mnist784 b100`` and ``mnist784 b256``: an MNIST-sized 784-100-10 problem,
   12800 random float32 rows in [0, 1) with random one-hot labels (NumPy seed 0);
   a repeat is one epoch (128 and 50 steps).
@@ -33,6 +37,7 @@ from frameworks._config import TrainConfig
 from frameworks._data import Dataset, from_arrays, load_dataset
 from frameworks._errors import KitError, unknown
 from frameworks._registry import get, implementations
+from frameworks.optim import Adam, ClipGradNorm, CosineAnnealingLR
 
 BASELINE = "torch/optim"
 COMPILE_ID = "torch/optim+compile"
@@ -130,15 +135,18 @@ def variants(names: set[str]) -> list[Variant]:
 def workloads(*, quick: bool, epochs: int, torch_threads: int = 1) -> list[Workload]:
     """circles (``epochs`` a repeat), then the MNIST-sized problem at two batch sizes (tiny ones with ``quick``);
     the PyTorch rows run with ``torch_threads`` intra-op threads."""
-    circles = Workload("circles", load_dataset("circles"), TrainConfig(epochs=epochs, torch_threads=torch_threads),
-                       epochs)
+    circles_data = load_dataset("circles")
+    circles = Workload("circles", circles_data, TrainConfig(epochs=epochs, torch_threads=torch_threads), epochs)
+    adam = Workload("circles adam+cos+clip", circles_data, TrainConfig(
+        epochs=epochs, torch_threads=torch_threads, optimizer=Adam(), eta=0.01, schedule=CosineAnnealingLR(epochs),
+        clip=ClipGradNorm(1.0)), epochs)
     if quick:
         n_train, n_test, nx, nh, ny, sizes = 256, 64, 64, 16, 10, (16, 32)
     else:
         n_train, n_test, nx, nh, ny, sizes = 12800, 2000, 784, 100, 10, (100, 256)
     data = synthetic(n_train, n_test, nx, ny, seed=SEED)
     prefix = "tiny" if quick else f"mnist{nx}"
-    return [circles] + [
+    return [circles, adam] + [
         Workload(f"{prefix} b{B}", data,
                  TrainConfig(nh=nh, batch_size=B, eta=0.03, epochs=1, torch_threads=torch_threads), 1)
         for B in sizes
