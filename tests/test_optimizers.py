@@ -236,3 +236,21 @@ def test_each_naive_port_leaves_the_exact_run_where_the_table_says(circles) -> N
     adamw = frameworks.get("jax/optax").train(circles, frameworks.TrainConfig(dtype="float64", **optim_traps.ROWS[
         "AdamW()"]))
     assert adamw.final("test_acc") == rows["AdamW()"].exact_acc
+
+
+@pytest.mark.parametrize(("option", "text", "message"), [
+    ("--optimizer", "Adam(betas=(0.9, 1.2))", r"Adam.betas\[1\] must be in \[0, 1\)"),
+    ("--optimizer", "Adamx", "unknown spec 'Adamx'"),
+    ("--schedule", "MultiStepLR([3, 2])", "milestones must increase"),
+    ("--schedule", "Cyclic()", "unknown spec 'Cyclic'"),
+    ("--clip", "ClipGradNorm(0)", r"ClipGradNorm.max_norm must be in \(0, inf\]"),
+    ("--eta", "-0.1", "eta must be a positive finite number"),
+])
+def test_bad_optimizer_options_are_one_line_and_exit_2(capsys, option: str, text: str, message: str) -> None:
+    import re
+
+    from frameworks.__main__ import main
+
+    assert main(["train", "torch/optim", option, text, "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(message, err), err
