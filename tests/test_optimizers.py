@@ -146,6 +146,13 @@ def test_optax_from_torch_reads_a_real_optimizer_and_scheduler() -> None:
     assert specs_from_torch(one, cycle)[2] == optim.OneCycleLR(0.5, 200, pct_start=0.25, three_phase=True)
     with pytest.raises(KitError, match="not LBFGS"):
         specs_from_torch(torch.optim.LBFGS(model.parameters()))
+    with pytest.raises(KitError, match="maximize=True"):
+        specs_from_torch(torch.optim.SGD(model.parameters(), lr=0.1, maximize=True))
+    groups = [{"params": [model.weight], "lr": 0.1}, {"params": [model.bias], "lr": 0.01}]
+    with pytest.raises(KitError, match="2 parameter groups"):
+        specs_from_torch(torch.optim.SGD(groups))
+    with pytest.raises(KitError, match="not CyclicLR"):
+        specs_from_torch(one, torch.optim.lr_scheduler.CyclicLR(one, 0.01, 0.1))
 
 
 def test_the_lab_default_is_plain_sgd_and_bad_specs_are_one_line(circles) -> None:
