@@ -183,7 +183,7 @@ class Implementation:
         ``activation`` (one name, or one a hidden layer); with ``dropout``, ``masks`` holds
         the kept units, one bool (B, width) array a hidden layer.
         """
-        from frameworks._training import gradients
+        from frameworks._gradients import gradients
 
         return gradients(self, params, X, Y, dtype=dtype, device=device, loss_reduction=loss_reduction,
                          precision=precision, devices=devices, activation=activation, dropout=dropout, masks=masks)

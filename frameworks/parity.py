@@ -36,11 +36,11 @@ from frameworks._batches import BatchOrder, dropout_masks
 from frameworks._config import Device, DType, Precision, Reduction, TrainConfig
 from frameworks._data import Dataset, load_dataset
 from frameworks._errors import KitError
+from frameworks._gradients import check_batch
 from frameworks._params import Params, init_params
 from frameworks._registry import get
 from frameworks._registry import implementations as registered
 from frameworks._stage import PARTS, place
-from frameworks._training import check_batch
 from frameworks.tolerances import max_relative_error, relative_error, tolerance
 
 #: The tensors of one forward and backward pass of the lab's network, in the order they are computed.
