@@ -93,6 +93,28 @@ def test_ddp_on_two_gloo_processes_equals_one_process_and_jax(circles, tmp_path,
         assert max(abs(a - b) for a, b in zip(result["history"]["test_loss"], single.history["test_loss"])) <= tol
 
 
+def test_ddp_with_adam_a_schedule_and_clipping_equals_one_process(circles, tmp_path) -> None:
+    """torch/nn's by-hand Adam (through the DDP wrapper's parameters), StepLR and ClipGradNorm on a deeper net:
+    the single-process run (measured 3.3e-15). The kit's dropout masks are refused under DDP (its wrapper's
+    forward takes none), in one line."""
+    reason = _gloo_can_start()
+    if reason:
+        pytest.skip(reason)
+    from frameworks import optim
+    from frameworks.torch_stages.ddp import run_ddp
+
+    options = ("--epochs", "3", "--dtype", "float64", "--optimizer", "Adam(amsgrad=True)", "--eta", "0.01",
+               "--schedule", "StepLR(1, 0.5)", "--clip", "ClipGradNorm(0.5)", "--hidden", "8,4", "--norm", "layer")
+    result = run_ddp("torch/nn", 2, tmp_path, *options)
+    config = frameworks.TrainConfig(epochs=3, dtype="float64", optimizer=optim.Adam(amsgrad=True), eta=0.01,
+                                    schedule=optim.StepLR(1, 0.5), clip=optim.ClipGradNorm(0.5), hidden=(8, 4),
+                                    norm="layer")
+    single = frameworks.get("jax/manual").train(circles, config)
+    assert max_relative_error(result["params"], single.params) <= 5e-14
+    with pytest.raises(frameworks.KitError, match="DDP runs the model through its wrapper"):
+        run_ddp("torch/nn", 2, tmp_path, "--epochs", "1", "--dropout", "0.2")
+
+
 def test_ddp_refuses_an_indivisible_batch(tmp_path) -> None:
     reason = _gloo_can_start()
     if reason:

@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from frameworks.__main__ import Parser
-from frameworks._batches import BatchOrder, dropout_masks
+from frameworks._batches import BatchOrder
 from frameworks._cli_train import add_config_arguments, config_from, dataset_from
 from frameworks._errors import KitError
 from frameworks._registry import get
@@ -65,6 +65,9 @@ def train(impl_id: str, args: argparse.Namespace) -> dict:
     config = config_from(args)
     if config.batch_size % world:
         raise KitError(f"batch_size {config.batch_size} is not divisible by the {world} processes.")
+    if config.dropout and config.dropout_rng == "kit":
+        raise KitError("DDP runs the model through its wrapper, which takes no dropout masks: train dropout with "
+                       "the kit's masks in one process (or --dropout-rng native under torchrun).")
     if config.devices != 1:
         raise KitError("--devices is JAX's data parallelism; under torchrun the process count sets it.")
     stage = get(impl_id).stage
@@ -81,19 +84,14 @@ def train(impl_id: str, args: argparse.Namespace) -> dict:
         replica.model = DistributedDataParallel(state.model, device_ids=[device] if device.type == "cuda" else None)
         if config.loss_reduction == "sum":
             replica.loss = ScaledLoss(state.loss, world)
-        step = stage.step(config)
         order = BatchOrder(len(dataset.Xtrain), config.batch_size, seed=config.seed)
+        step = stage.step(config, order.batches_per_epoch) if config.schedule is not None else stage.step(config)
         share = config.batch_size // world
         history: dict[str, list[float]] = {m: [] for m in METRICS}
-        kit_masks = bool(config.dropout) and config.dropout_rng == "kit"
-        for epoch in range(config.epochs):
-            masks = [torch.as_tensor(m[0], device=device) for m in dropout_masks(
-                config.seed, range(epoch, epoch + 1), order.batches_per_epoch, config.batch_size, config.arch.hidden,
-                config.dropout)] if kit_masks else []
-            for i, rows in enumerate(torch.as_tensor(order.next_epoch(), device=device)):
+        for _ in range(config.epochs):
+            for rows in torch.as_tensor(order.next_epoch(), device=device):
                 mine = rows[rank * share:(rank + 1) * share]
-                keep = tuple(m[i, rank * share:(rank + 1) * share] for m in masks)  # this process's rows' masks
-                step(replica, data[0][mine], data[1][mine], *((keep,) if keep else ()))
+                step(replica, data[0][mine], data[1][mine])
             metrics = (*stage.evaluate(state, data[0], data[1]), *stage.evaluate(state, data[2], data[3]))
             for name, value in zip(METRICS, metrics):
                 history[name].append(float(value))

@@ -132,7 +132,7 @@ def make_step(config: TrainConfig, steps_per_epoch: int = 1) -> Callable[..., St
         if update is None:
             sgd(state.model, config.eta)
             return state
-        named = dict(state.model.named_parameters())
+        named = {name.removeprefix("module."): p for name, p in state.model.named_parameters()}  # DDP's wrapper
         with torch.no_grad():
             params, state.opt = update({n: p.detach() for n, p in named.items()},
                                        {n: p.grad for n, p in named.items()}, state.opt)
