@@ -39,6 +39,7 @@ from frameworks._registry import (
     unregister,
 )
 from frameworks._stage import Stage
+from frameworks._sweep import SweepResult, SweepRun, sweep
 from frameworks._training import METRICS, TrainResult
 
 __all__ = [
@@ -56,6 +57,8 @@ __all__ = [
     "KitError",
     "Params",
     "Stage",
+    "SweepResult",
+    "SweepRun",
     "TrainConfig",
     "TrainResult",
     "get",
@@ -66,6 +69,7 @@ __all__ = [
     "native_init",
     "register",
     "save_checkpoint",
+    "sweep",
     "unregister",
 ]
 __version__ = "0.1.0"

@@ -29,6 +29,7 @@ COMMANDS = {
     "compare": ("frameworks.compare", "train all eight side by side and write a report"),
     "bench": ("frameworks.bench", "time every implementation side by side"),
     "optimizers": ("frameworks.optim_traps", "each torch.optim setup's naive Optax port beside the exact one"),
+    "sweep": ("frameworks._cli_sweep", "a grid of runs at once (vmapped on JAX), chosen on a validation split"),
 }
 DESCRIPTION = "The kit's command line: train, compare, check and time the eight implementations of the lab's MLP."
 MODULE_PROG = "python -m frameworks"

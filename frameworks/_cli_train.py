@@ -30,6 +30,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default circles)")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="for --dataset mnist only: the IDX folder or mnist.mat (no default)")
+    parser.add_argument("--validation", type=float, default=0.0, metavar="FRACTION",
+                        help="hold out this fraction of the training rows as a validation split (stratified, "
+                             "fixed); the history gains val_loss and val_acc (default 0: the lab trains on all)")
     group = parser.add_argument_group(
         "training", "defaults: the lab's, TrainConfig(); --dataset digits and mnist start from TrainConfig.mnist()")
     group.add_argument("--nh", type=int, help=f"hidden units ({_default('nh')})")
@@ -131,7 +134,7 @@ def dataset_from(args: argparse.Namespace) -> Dataset:
     if args.data_dir is not None and args.dataset != "mnist":
         raise KitError(f"--data-dir is for --dataset mnist only; --dataset {args.dataset} takes none "
                        "(a .mat or .npz file is given as --dataset PATH).")
-    return load_dataset(args.dataset, path=args.data_dir)
+    return load_dataset(args.dataset, path=args.data_dir, validation=getattr(args, "validation", 0.0))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

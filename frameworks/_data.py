@@ -27,13 +27,21 @@ KEYS = ("Xtrain", "Ytrain", "Xtest", "Ytest")
 
 
 class Dataset(NamedTuple):
-    """Train and test splits: ``X`` (n, nx) float64, ``Y`` (n, ny) one-hot float64."""
+    """Train and test splits: ``X`` (n, nx) float64, ``Y`` (n, ny) one-hot float64; and a validation split
+    carved out of the training rows when asked (``load_dataset(..., validation=0.2)``; None otherwise)."""
 
     Xtrain: np.ndarray
     Ytrain: np.ndarray
     Xtest: np.ndarray
     Ytest: np.ndarray
     name: str
+    Xval: np.ndarray | None = None
+    Yval: np.ndarray | None = None
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """Xtrain, Ytrain, Xtest, Ytest, and Xval, Yval when there is a validation split."""
+        return self[:4] if self.Xval is None else (*self[:4], self.Xval, self.Yval)  # type: ignore[return-value]
 
     @property
     def nx(self) -> int:
@@ -66,7 +74,31 @@ def shipped_file(filename: str) -> Path:
     return path
 
 
-def load_dataset(name_or_path: str | Path, *, path: str | Path | None = None) -> Dataset:
+#: The validation split's own seed: the same rows for every run and every seed of a sweep.
+VALIDATION_SEED = 20261128
+
+
+def with_validation(dataset: Dataset, fraction: float, *, seed: int = VALIDATION_SEED) -> Dataset:
+    """``fraction`` of the training rows of each class (rounded, at least one a class) moved to a validation
+    split, drawn once from ``seed``: stratified, fixed, and disjoint from the test set by construction."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise KitError(f"validation must be a fraction of the training rows in (0, 1), got {fraction!r}.")
+    rng = np.random.default_rng(seed)
+    labels = dataset.Ytrain.argmax(axis=1)
+    held = []
+    for c in range(dataset.ny):
+        rows = np.flatnonzero(labels == c)
+        if len(rows) < 2:
+            raise KitError(f"class {c} has {len(rows)} training row(s): too few to keep one for validation.")
+        take = min(max(1, round(fraction * len(rows))), len(rows) - 1)
+        held.append(rng.permutation(rows)[:take])
+    val = np.sort(np.concatenate(held))
+    train = np.setdiff1d(np.arange(len(labels)), val)
+    return Dataset(dataset.Xtrain[train], dataset.Ytrain[train], dataset.Xtest, dataset.Ytest, dataset.name,
+                   dataset.Xtrain[val], dataset.Ytrain[val])
+
+
+def load_dataset(name_or_path: str | Path, *, path: str | Path | None = None, validation: float = 0.0) -> Dataset:
     """Load a dataset by name or from a file.
 
     Args:
@@ -77,6 +109,8 @@ def load_dataset(name_or_path: str | Path, *, path: str | Path | None = None) ->
         ``.npz`` file with keys ``Xtrain, Ytrain, Xtest, Ytest`` (labels one-hot
         or integer class ids).
       path: for ``"mnist"``: the folder of the four IDX files or a ``.mat`` file.
+      validation: a fraction of the training rows to hold out as a validation split (stratified, fixed by
+        :data:`VALIDATION_SEED`); 0, the default, keeps them all for training, as the lab does.
 
     Raises:
       KitError: unknown name, a name that is not a string or path, ``path``
@@ -84,6 +118,8 @@ def load_dataset(name_or_path: str | Path, *, path: str | Path | None = None) ->
         corrupted file, arrays of the wrong shape, labels that are not
         one-hot, NaN or infinite values.
     """
+    if validation:
+        return with_validation(load_dataset(name_or_path, path=path), validation)
     _check_name_and_path(name_or_path, path)
     name = str(name_or_path)
     if name == "circles":

@@ -34,6 +34,13 @@ if TYPE_CHECKING:
     from frameworks._registry import Implementation
 
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
+#: With a validation split (``load_dataset(..., validation=...)``), the histories carry these too.
+VAL_METRICS = ("val_loss", "val_acc")
+
+
+def metrics_of(dataset: Dataset) -> tuple[str, ...]:
+    """The history's metrics for ``dataset``: train and test, and validation when it has a split."""
+    return METRICS if dataset.Xval is None else (*METRICS, *VAL_METRICS)
 
 
 @dataclass
@@ -41,7 +48,8 @@ class TrainResult:
     """What a run leaves: canonical parameters, the per-epoch history, and how it went.
 
     ``history[m][k]`` is metric ``m`` (train_loss, train_acc, test_loss,
-    test_acc; accuracy a fraction) after epoch ``k + 1``. ``diverged`` holds the
+    test_acc, and val_loss, val_acc on a dataset with a validation split;
+    accuracy a fraction) after epoch ``k + 1``. ``diverged`` holds the
     epoch whose loss became NaN or infinite; the run stopped there and ``params``
     and ``history`` are those of the last finite epoch.
     """
@@ -140,7 +148,7 @@ def fit(
                            "resume it on the same dataset (--dataset).")
         params = resume.params
     elif params is None:
-        check_memory(dataset.nx, config.arch.hidden, dataset.ny, rows=len(dataset.Xtrain) + len(dataset.Xtest))
+        check_memory(dataset.nx, config.arch.hidden, dataset.ny, rows=sum(len(a) for a in dataset.arrays[::2]))
         params = initial_params(stage, config, dataset.nx, dataset.ny)
     params, _, _ = check_batch(params, dataset.Xtrain[:1], dataset.Ytrain[:1])
     check_architecture(params, config)
@@ -164,11 +172,15 @@ def fit(
         return dropout_masks(config.seed, epochs, order.batches_per_epoch, config.batch_size, config.arch.hidden,
                              config.dropout)
 
-    result = TrainResult(impl.id, config, params)
+    names = metrics_of(dataset)
+    result = TrainResult(impl.id, config, params, history={m: [] for m in names})
     first_epoch = 0
     if resume is not None:
         order.state = resume.batch_order_state
-        result.history = {m: list(resume.history[m]) for m in METRICS}
+        if set(resume.history) != set(names):
+            raise KitError(f"the checkpoint's history has {sorted(resume.history)}, this dataset gives {list(names)}: "
+                           "resume on the same split (validation or not).")
+        result.history = {m: list(resume.history[m]) for m in names}
         first_epoch = resume.epoch
 
     def save(state: Any) -> None:
@@ -180,7 +192,7 @@ def fit(
                                                    result.epochs_done, order.state, data_id, optimizer))
 
     start = time.perf_counter()
-    with place(stage, config, params, *dataset[:4]) as placed:
+    with place(stage, config, params, *dataset.arrays) as placed:
         device, data, state = placed.device, placed.data, placed.state
         if resume is not None and not lab_sgd:
             if resume.optimizer is None:
@@ -204,7 +216,7 @@ def fit(
             finite = [all(math.isfinite(m) for m in epoch) for epoch in metrics]
             done = finite.index(False) if not all(finite) else chunk
             for epoch in metrics[:done]:
-                for name, value in zip(METRICS, epoch):
+                for name, value in zip(names, epoch):
                     result.history[name].append(value)
             if done < chunk:  # diverged: recompute the last finite state from the chunk's start
                 result.diverged = result.epochs_done + 1

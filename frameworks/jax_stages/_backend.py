@@ -138,7 +138,8 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
     batch order, ``batches`` shaped (epochs, batches_per_epoch, batch_size), with the kit's dropout
     ``masks`` (one bool array a hidden layer, (epochs, batches_per_epoch, batch_size, width); none
     without dropout) given to each step; after each epoch the
-    loss and accuracy on the train and test sets (``metrics``, a list of 4 floats an epoch; None
+    loss and accuracy on the train and test sets, and validation when ``data`` has it ((Xtrain,
+    Ytrain, Xtest, Ytest[, Xval, Yval]); ``metrics``, a list of 4 or 6 floats an epoch; None
     when ``evaluate`` is None, for timing the steps alone).
 
     ``fuse=True``: all the epochs are one jitted function, a ``lax.scan`` over epochs of a
@@ -157,8 +158,8 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
     def metrics_of(state: Any, data: tuple[jax.Array, ...]) -> jax.Array | None:
         if evaluate is None:
             return None
-        Xtrain, Ytrain, Xtest, Ytest = data
-        return jnp.stack([*evaluate(state, Xtrain, Ytrain), *evaluate(state, Xtest, Ytest)])
+        # loss and accuracy on each (X, Y) pair of the data: train, test (and validation, when the dataset has one)
+        return jnp.stack([m for X, Y in zip(data[0::2], data[1::2]) for m in evaluate(state, X, Y)])
 
     def to_host(metrics: Any) -> list[list[float]] | None:
         return None if evaluate is None else np.asarray(metrics, dtype=np.float64).tolist()

@@ -123,7 +123,8 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
     """``run(state, data, batches, masks=()) -> (state, metrics)``: epochs of ``step`` in the shared batch
     order, ``batches`` shaped (epochs, batches_per_epoch, batch_size), with the kit's dropout ``masks``
     (one bool array a hidden layer, (epochs, batches_per_epoch, batch_size, width)); after each epoch the loss
-    and accuracy on the train and test sets (``metrics``, a list of 4 floats an epoch; None when
+    and accuracy on the train and test sets (and validation, given: ``data`` is (Xtrain, Ytrain, Xtest,
+    Ytest[, Xval, Yval]); ``metrics``, a list of 4 or 6 floats an epoch; None when
     ``evaluate`` is None, for timing the steps alone).
 
     PyTorch runs eagerly, a step a batch (``fuse`` is JAX's; it changes nothing here).
@@ -131,14 +132,14 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
     del fuse, placement
 
     def run(state: Any, data: tuple[torch.Tensor, ...], batches: np.ndarray, masks: tuple = ()) -> tuple[Any, Any]:
-        Xtrain, Ytrain, Xtest, Ytest = data
+        Xtrain, Ytrain = data[:2]
         keep = [torch.as_tensor(m, device=Xtrain.device) for m in masks]
         metrics = []
         for e, rows_of_epoch in enumerate(torch.as_tensor(batches, device=Xtrain.device)):
             for i, rows in enumerate(rows_of_epoch):
                 state = step(state, Xtrain[rows], Ytrain[rows], *((tuple(m[e, i] for m in keep),) if keep else ()))
             if evaluate is not None:
-                metrics.append([float(m) for m in (*evaluate(state, Xtrain, Ytrain), *evaluate(state, Xtest, Ytest))])
+                metrics.append([float(m) for X, Y in zip(data[0::2], data[1::2]) for m in evaluate(state, X, Y)])
         return state, metrics if evaluate is not None else None
 
     return run

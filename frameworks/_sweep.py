@@ -1,0 +1,227 @@
+"""Sweeps: many whole training runs at once, each exactly the ``train`` of its config.
+
+``sweep(implementation, dataset, grid, seeds=...)`` trains every combination of the
+grid's values (a dict from config field to values) for every seed. On JAX, the runs
+whose programs agree (they differ only in seed, eta or init: the initial weights, the
+batch order and the learning rate are data) form one group, trained as one jitted
+``jax.vmap`` of the whole fused run; runs of other shapes (nh, batch size...) are other
+groups. Other implementations train run by run. Each run keeps its own init and batch
+order from its seed, exactly those of a single ``train`` with that config; a run whose
+loss becomes NaN or infinite is marked with its epoch and keeps its last finite epoch,
+without touching the others.
+
+The lab's question 1 is what the validation set is for: :meth:`SweepResult.best` chooses
+the setting on the validation accuracy (the dataset needs ``validation=``), and reports
+the chosen setting's test accuracy apart.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from frameworks._batches import BatchOrder, dropout_masks
+from frameworks._config import TrainConfig
+from frameworks._data import Dataset
+from frameworks._errors import KitError
+from frameworks._params import Params
+from frameworks._registry import get
+from frameworks._stage import place
+from frameworks._training import initial_params, metrics_of
+
+#: The fields whose values are data to a JAX program: runs that differ only in these share one vmapped group.
+DATA_FIELDS = ("seed", "eta", "init")
+#: Above this many runs a sweep asks for ``confirm=True`` (the CLI's ``--yes``).
+LARGE = 100_000
+
+
+@dataclass
+class SweepRun:
+    """One run of a sweep: its config, final canonical parameters, per-epoch history, and the epoch at which it
+    diverged (None when it did not; then ``params`` and ``history`` are its last finite epoch's)."""
+
+    config: TrainConfig
+    params: Params
+    history: dict[str, list[float]]
+    diverged: int | None = None
+
+    def final(self, metric: str) -> float:
+        values = self.history[metric]
+        return values[-1] if values else float("nan")
+
+
+@dataclass
+class SweepResult:
+    """Every run, in the grid's order (settings, then seeds), and how long the groups took."""
+
+    implementation: str
+    axes: tuple[str, ...]
+    runs: list[SweepRun] = field(default_factory=list)
+    wall_time: float = 0.0
+    groups: int = 0
+
+    def setting(self, run: SweepRun) -> tuple[Any, ...]:
+        return tuple(getattr(run.config, axis) for axis in self.axes)
+
+    def by_setting(self) -> dict[tuple[Any, ...], list[SweepRun]]:
+        out: dict[tuple[Any, ...], list[SweepRun]] = {}
+        for run in self.runs:
+            out.setdefault(self.setting(run), []).append(run)
+        return out
+
+    def best(self, metric: str = "val_acc") -> dict[str, Any]:
+        """The setting of the highest mean ``metric`` over its seeds (diverged runs count as 0 accuracy), chosen
+        on validation: the dataset must have a validation split. Returns the setting, its validation mean and
+        its test accuracy (mean over the seeds), reported apart."""
+        if not self.runs or metric not in self.runs[0].history:
+            raise KitError("the sweep chooses on a validation split: load the dataset with validation=0.2 (CLI "
+                           "--validation 0.2); the test set is never used to choose.")
+        scores = {s: float(np.mean([0.0 if r.diverged else r.final(metric) for r in runs]))
+                  for s, runs in self.by_setting().items()}
+        chosen = max(scores, key=lambda s: scores[s])
+        runs = self.by_setting()[chosen]
+        return {"setting": dict(zip(self.axes, chosen)), metric: scores[chosen],
+                "test_acc": float(np.mean([r.final("test_acc") for r in runs])), "seeds": len(runs)}
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row a run: the swept fields and the seed, final and best metrics, the epoch of divergence."""
+        table = []
+        for run in self.runs:
+            row: dict[str, Any] = {axis: getattr(run.config, axis) for axis in self.axes}
+            row["seed"] = run.config.seed
+            for metric, values in run.history.items():
+                row[f"final_{metric}"] = values[-1] if values else float("nan")
+                if metric.endswith("_acc"):
+                    row[f"best_{metric}"] = max(values) if values else float("nan")
+            row["diverged_epoch"] = run.diverged
+            table.append(row)
+        return table
+
+
+def sweep(implementation: str, dataset: Dataset, grid: Mapping[str, Sequence[Any]], *, seeds: Sequence[int] = (0,),
+          config: TrainConfig | None = None, confirm: bool = False, progress: bool = False) -> SweepResult:
+    """Train every combination of ``grid`` (config field -> values) for every seed; see the module's docstring."""
+    impl = get(implementation)
+    configs, axes = expand(grid, seeds, config or TrainConfig(), confirm=confirm)
+    result = SweepResult(impl.id, axes)
+    groups: dict[TrainConfig, list[int]] = {}
+    for i, c in enumerate(configs):
+        key = c.replace(seed=0, eta=1.0, init="lab") if impl.framework == "jax" else c
+        groups.setdefault(key, []).append(i)
+    runs: list[SweepRun | None] = [None] * len(configs)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(groups), desc=f"sweep {impl.id}", unit="group", leave=False)
+    start = time.perf_counter()
+    for members in groups.values():
+        group = [configs[i] for i in members]
+        done = _vmapped(impl, dataset, group) if impl.framework == "jax" else [_alone(impl, dataset, c) for c in group]
+        for i, run in zip(members, done):
+            runs[i] = run
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    result.wall_time, result.groups = time.perf_counter() - start, len(groups)
+    result.runs = [r for r in runs if r is not None]
+    return result
+
+
+def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int], config: TrainConfig, *,
+           confirm: bool = False) -> tuple[list[TrainConfig], tuple[str, ...]]:
+    """The configs of every (setting, seed), each validated; a clear error for a bad grid."""
+    if not isinstance(grid, Mapping):
+        raise KitError(f"grid must be a dict from config field to a list of values, got {type(grid).__name__}.")
+    fields = set(config.to_dict())
+    for name, values in grid.items():
+        if name not in fields or name == "seed":
+            raise KitError(f"grid axis {name!r} is not a TrainConfig field (seeds are given apart).")
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not len(values):
+            raise KitError(f"grid axis {name!r} needs a non-empty list of values, got {values!r}.")
+    seeds = list(seeds)
+    if not seeds:
+        raise KitError("a sweep needs at least one seed.")
+    count = math.prod(len(v) for v in grid.values()) * len(seeds)
+    if count > LARGE and not confirm:
+        raise KitError(f"the grid has {count:,} runs, over {LARGE:,}: confirm it (confirm=True, CLI --yes).")
+    configs = []
+    for values in itertools.product(*grid.values()):
+        setting = config.replace(**dict(zip(grid, values)))  # validated: a bad value is one clear line
+        configs += [setting.replace(seed=s) for s in seeds]
+    return configs, tuple(grid)
+
+
+def _alone(impl: Any, dataset: Dataset, config: TrainConfig) -> SweepRun:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a divergence is recorded in the run
+        result = impl.train(dataset, config)
+    return SweepRun(config, result.params, result.history, result.diverged)
+
+
+def _vmapped(impl: Any, dataset: Dataset, configs: list[TrainConfig]) -> list[SweepRun]:
+    """One JAX program for runs that differ only in seed, eta and init: the fused run, vmapped over runs."""
+    import jax
+    import jax.numpy as jnp
+
+    stage, base = impl.stage, configs[0]
+    if base.dropout and base.dropout_rng == "native":
+        return [_alone(impl, dataset, c) for c in configs]
+    orders = [BatchOrder(len(dataset.Xtrain), c.batch_size, seed=c.seed) for c in configs]
+    spe = orders[0].batches_per_epoch
+    batches = np.stack([o.epochs(c.epochs) for o, c in zip(orders, configs)]).astype(np.int32)
+    masks = tuple(np.stack(m) for m in zip(*(dropout_masks(c.seed, range(c.epochs), spe, c.batch_size,
+                                                           c.arch.hidden, c.dropout) for c in configs))) \
+        if base.dropout else ()
+    starts = [initial_params(stage, c, dataset.nx, dataset.ny) for c in configs]
+    names = metrics_of(dataset)
+    with place(stage, base, starts[0], *dataset.arrays) as placed:
+        states = [stage.load(p, base, placed.device) for p in starts]
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+        data = placed.data
+        dtype = data[0].dtype
+
+        def one(state: Any, rows: jax.Array, keep: tuple, eta: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
+            traced = copy.copy(base)
+            object.__setattr__(traced, "eta", eta)  # the learning rate as data: one program for every eta
+            step = stage.step(traced, spe) if base.schedule is not None else stage.step(traced)
+
+            def epoch(carry: Any, xs: Any) -> tuple[Any, jax.Array]:
+                state, last, diverged, e = carry
+                epoch_rows, epoch_keep = xs
+
+                def body(s: Any, x: Any) -> tuple[Any, None]:
+                    r, k = x
+                    return step(s, data[0][r], data[1][r], *((k,) if k else ())), None
+
+                state, _ = jax.lax.scan(body, state, (epoch_rows, epoch_keep))
+                metrics = jnp.stack([m for X, Y in zip(data[0::2], data[1::2]) for m in stage.evaluate(state, X, Y)])
+                fine = jnp.all(jnp.isfinite(metrics)) & (diverged == 0)
+                last = jax.tree.map(lambda a, b: jnp.where(fine, a, b), state, last)
+                diverged = jnp.where(~jnp.all(jnp.isfinite(metrics)) & (diverged == 0), e + 1, diverged)
+                return (state, last, diverged, e + 1), metrics
+
+            zero = jnp.zeros((), jnp.int32)
+            (_, last, diverged, _), metrics = jax.lax.scan(epoch, (state, state, zero, zero), (rows, keep))
+            return last, diverged, metrics
+
+        etas = jnp.asarray([c.eta for c in configs], dtype)
+        last, diverged, metrics = jax.jit(jax.vmap(one))(stacked, batches, masks, etas)
+        diverged, metrics = np.asarray(diverged), np.asarray(metrics, dtype=np.float64)
+        runs = []
+        for i, c in enumerate(configs):
+            done = int(diverged[i]) - 1 if diverged[i] else c.epochs
+            history = {name: metrics[i, :done, k].tolist() for k, name in enumerate(names)}
+            params = stage.export(jax.tree.map(lambda x, i=i: x[i], last))
+            runs.append(SweepRun(c, params, history, int(diverged[i]) or None))
+    return runs

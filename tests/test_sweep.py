@@ -1,0 +1,136 @@
+"""Sweeps and the validation split: each run of a vmapped sweep is the single ``train`` of its config; the choice
+is made on validation, never on test; diverging runs are marked without touching the others."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+import frameworks
+from frameworks import KitError, optim
+from frameworks._data import Dataset, with_validation
+from frameworks.tolerances import max_relative_error
+
+
+@pytest.fixture(scope="module")
+def circles_val() -> Dataset:
+    return frameworks.load_dataset("circles", validation=0.2)
+
+
+def single(impl_id: str, dataset: Dataset, config: frameworks.TrainConfig) -> frameworks.TrainResult:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return frameworks.get(impl_id).train(dataset, config)
+
+
+def test_the_validation_split_is_stratified_fixed_and_apart(circles_val) -> None:
+    circles = frameworks.load_dataset("circles")
+    assert circles.Xval is None and len(circles.arrays) == 4  # the lab's default: all 200 rows train
+    assert circles_val.Xval.shape == (40, 2) and circles_val.Xtrain.shape == (160, 2)
+    assert circles_val.Yval.sum(axis=0).tolist() == [20, 20]  # stratified
+    again = frameworks.load_dataset("circles", validation=0.2)
+    assert np.array_equal(again.Xval, circles_val.Xval)  # fixed
+    rows = {tuple(x) for x in circles.Xtrain}
+    assert {tuple(x) for x in circles_val.Xval} | {tuple(x) for x in circles_val.Xtrain} == rows
+    assert not {tuple(x) for x in circles_val.Xval} & {tuple(x) for x in circles_val.Xtrain}
+    result = frameworks.get("torch/manual").train(circles_val, frameworks.TrainConfig(epochs=2))
+    assert list(result.history) == ["train_loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc"]
+    with pytest.raises(KitError, match=r"validation must be a fraction .* in \(0, 1\)"):
+        frameworks.load_dataset("circles", validation=1.0)
+
+
+@pytest.mark.parametrize("impl_id", ["jax/manual", "jax/grad", "jax/flax", "jax/optax", "torch/nn"])
+def test_a_swept_run_is_the_single_train_of_its_config(circles_val, impl_id: str) -> None:
+    """float64: every run of the sweep (etas and inits in one vmapped program on JAX) equals the single train of
+    its config, parameters and history (measured: bit for bit)."""
+    base = frameworks.TrainConfig(epochs=10, dtype="float64")
+    result = frameworks.sweep(impl_id, circles_val, {"eta": [0.01, 0.3], "init": ["lab", "he"]}, seeds=[0, 3],
+                              config=base)
+    assert len(result.runs) == 8 and result.groups == (1 if impl_id.startswith("jax") else 8)
+    for run in result.runs:
+        alone = single(impl_id, circles_val, run.config)
+        assert max_relative_error(run.params, alone.params) <= 1e-12
+        assert list(run.history) == list(alone.history)
+        for metric, values in run.history.items():
+            np.testing.assert_allclose(values, alone.history[metric], rtol=1e-12)
+
+
+def test_float32_and_a_deeper_net_with_adam_and_dropout_sweep_alike(circles_val) -> None:
+    base = frameworks.TrainConfig(epochs=5, hidden=(8, 4), activation="gelu", norm="layer", dropout=0.2,
+                                  optimizer=optim.Adam(), schedule=optim.CosineAnnealingLR(5))
+    result = frameworks.sweep("jax/optax", circles_val, {"eta": [0.003, 0.01]}, seeds=[0, 1], config=base)
+    for run in result.runs:
+        assert max_relative_error(run.params, single("jax/optax", circles_val, run.config).params) <= 1e-5
+
+
+def test_diverging_runs_are_marked_and_the_others_untouched(circles_val) -> None:
+    """float32, momentum 0.9: eta 2e35 overflows at epoch 6 (seed 0) or 4 (seed 1), 0.03 trains; each run as alone."""
+    base = frameworks.TrainConfig(epochs=8, optimizer=optim.SGD(momentum=0.9))
+    result = frameworks.sweep("jax/grad", circles_val, {"eta": [0.03, 2e35]}, seeds=[0, 1], config=base)
+    assert [run.diverged for run in result.runs] == [None, None, 6, 4]
+    for run in result.runs:
+        alone = single("jax/grad", circles_val, run.config)
+        assert run.diverged == alone.diverged and len(run.history["val_acc"]) == alone.epochs_done
+        for metric, values in run.history.items():
+            np.testing.assert_allclose(values, alone.history[metric], rtol=1e-5)  # float32: vmap's products
+        assert max_relative_error(run.params, alone.params) <= 1e-5
+    assert result.best()["setting"] == {"eta": 0.03}
+
+
+def test_the_choice_is_made_on_validation_never_on_test(circles_val) -> None:
+    """A dataset whose validation labels are flipped: the setting best on validation is then worst on test, and
+    ``best`` picks it; without a validation split it refuses to choose."""
+    flipped = circles_val._replace(Yval=circles_val.Yval[:, ::-1])
+    result = frameworks.sweep("jax/grad", flipped, {"eta": [0.003, 0.3]}, seeds=[0, 1],
+                              config=frameworks.TrainConfig(epochs=30))
+    best = result.best()
+    by_test = max(result.by_setting().items(), key=lambda kv: np.mean([r.final("test_acc") for r in kv[1]]))
+    assert best["setting"] == {"eta": 0.003} and dict(zip(result.axes, by_test[0])) == {"eta": 0.3}
+    assert best["test_acc"] < np.mean([r.final("test_acc") for r in by_test[1]])
+    plain = frameworks.sweep("jax/grad", frameworks.load_dataset("circles"), {"eta": [0.03]}, seeds=[0],
+                             config=frameworks.TrainConfig(epochs=1))
+    with pytest.raises(KitError, match="chooses on a validation split"):
+        plain.best()
+
+
+def test_the_sweep_command_writes_its_table_and_figures(tmp_path, capsys) -> None:
+    from frameworks.__main__ import main
+
+    out = tmp_path / "sweep"
+    assert main(["sweep", "jax/manual", "--eta", "0.01,0.1", "--nh", "5,10", "--seeds", "0-2", "--epochs", "5",
+                 "--no-progress", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "chosen on validation:" in text and "reported apart" in text
+    report = json.loads((out / "results.json").read_text())
+    assert len(report["runs"]) == 12 and report["groups"] == 2  # nh is a shape: one program an nh
+    assert {"final_val_acc", "best_val_acc", "diverged_epoch"} <= set(report["runs"][0])
+    assert (out / "heatmap.png").stat().st_size > 0 and (out / "eta.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--eta", ""], "names no value"),
+    (["--eta", "0.1,fast"], "expected float values"),
+    (["--eta", "0.1,-1"], "eta must be a positive finite number"),
+    (["--eta", "0.1", "--seeds", "9-0"], "range runs backwards"),
+    (["--nh", "0,5"], "nh must be a positive integer"),
+    (["--eta", ",".join(["0.1"] * 400), "--nh", ",".join(["5"] * 300)], "over 100,000: confirm it"),
+    ([], "name at least one axis"),
+])
+def test_bad_grids_are_one_line_and_exit_2(capsys, options: list[str], message: str) -> None:
+    from frameworks.__main__ import main
+
+    assert main(["sweep", "jax/grad", *options, "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(message, err), err
+
+
+def test_with_validation_needs_two_rows_a_class() -> None:
+    tiny = frameworks.load_dataset("circles")
+    one = tiny._replace(Xtrain=tiny.Xtrain[[0, 100, 101]], Ytrain=tiny.Ytrain[[0, 100, 101]])
+    assert one.Ytrain.argmax(axis=1).tolist().count(0) == 1
+    with pytest.raises(KitError, match="too few to keep one for validation"):
+        with_validation(one, 0.5)
