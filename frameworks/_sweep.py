@@ -21,7 +21,7 @@ import copy
 import itertools
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,8 +106,12 @@ class SweepResult:
 
 
 def sweep(implementation: str, dataset: Dataset, grid: Mapping[str, Sequence[Any]], *, seeds: Sequence[int] = (0,),
-          config: TrainConfig | None = None, confirm: bool = False, progress: bool = False) -> SweepResult:
-    """Train every combination of ``grid`` (config field -> values) for every seed; see the module's docstring."""
+          config: TrainConfig | None = None, confirm: bool = False, progress: bool = False,
+          params: Callable[[TrainConfig], Params] | None = None) -> SweepResult:
+    """Train every combination of ``grid`` (config field -> values) for every seed; see the module's docstring.
+
+    ``params``: each run's starting parameters from its config (default: its ``init``'s draw), e.g. another
+    framework's native init."""
     impl = get(implementation)
     configs, axes = expand(grid, seeds, config or TrainConfig(), confirm=confirm)
     result = SweepResult(impl.id, axes)
@@ -124,7 +128,8 @@ def sweep(implementation: str, dataset: Dataset, grid: Mapping[str, Sequence[Any
     start = time.perf_counter()
     for members in groups.values():
         group = [configs[i] for i in members]
-        done = _vmapped(impl, dataset, group) if impl.framework == "jax" else [_alone(impl, dataset, c) for c in group]
+        done = _vmapped(impl, dataset, group, params) if impl.framework == "jax" else \
+            [_alone(impl, dataset, c, params) for c in group]
         for i, run in zip(members, done):
             runs[i] = run
         if bar is not None:
@@ -160,30 +165,32 @@ def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int], config: Trai
     return configs, tuple(grid)
 
 
-def _alone(impl: Any, dataset: Dataset, config: TrainConfig) -> SweepRun:
+def _alone(impl: Any, dataset: Dataset, config: TrainConfig,
+           params: Callable[[TrainConfig], Params] | None = None) -> SweepRun:
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a divergence is recorded in the run
-        result = impl.train(dataset, config)
+        result = impl.train(dataset, config, params=None if params is None else params(config))
     return SweepRun(config, result.params, result.history, result.diverged)
 
 
-def _vmapped(impl: Any, dataset: Dataset, configs: list[TrainConfig]) -> list[SweepRun]:
+def _vmapped(impl: Any, dataset: Dataset, configs: list[TrainConfig],
+             params: Callable[[TrainConfig], Params] | None = None) -> list[SweepRun]:
     """One JAX program for runs that differ only in seed, eta and init: the fused run, vmapped over runs."""
     import jax
     import jax.numpy as jnp
 
     stage, base = impl.stage, configs[0]
     if base.dropout and base.dropout_rng == "native":
-        return [_alone(impl, dataset, c) for c in configs]
+        return [_alone(impl, dataset, c, params) for c in configs]
     orders = [BatchOrder(len(dataset.Xtrain), c.batch_size, seed=c.seed) for c in configs]
     spe = orders[0].batches_per_epoch
     batches = np.stack([o.epochs(c.epochs) for o, c in zip(orders, configs)]).astype(np.int32)
     masks = tuple(np.stack(m) for m in zip(*(dropout_masks(c.seed, range(c.epochs), spe, c.batch_size,
                                                            c.arch.hidden, c.dropout) for c in configs))) \
         if base.dropout else ()
-    starts = [initial_params(stage, c, dataset.nx, dataset.ny) for c in configs]
+    starts = [initial_params(stage, c, dataset.nx, dataset.ny) if params is None else params(c) for c in configs]
     names = metrics_of(dataset)
     with place(stage, base, starts[0], *dataset.arrays) as placed:
         states = [stage.load(p, base, placed.device) for p in starts]
@@ -222,6 +229,6 @@ def _vmapped(impl: Any, dataset: Dataset, configs: list[TrainConfig]) -> list[Sw
         for i, c in enumerate(configs):
             done = int(diverged[i]) - 1 if diverged[i] else c.epochs
             history = {name: metrics[i, :done, k].tolist() for k, name in enumerate(names)}
-            params = stage.export(jax.tree.map(lambda x, i=i: x[i], last))
-            runs.append(SweepRun(c, params, history, int(diverged[i]) or None))
+            final = stage.export(jax.tree.map(lambda x, i=i: x[i], last))
+            runs.append(SweepRun(c, final, history, int(diverged[i]) or None))
     return runs

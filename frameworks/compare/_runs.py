@@ -13,6 +13,7 @@ import numpy as np
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset
 from frameworks._errors import KitError
+from frameworks._params import Params
 from frameworks._registry import FRAMEWORKS, get, implementations, native_init
 from frameworks._training import TrainResult
 
@@ -101,26 +102,27 @@ def train_modes(dataset: Dataset, config: TrainConfig, implementations: tuple[st
 def seed_study(dataset: Dataset, config: TrainConfig, *, seeds: range, impl_id: str = "jax/manual") -> dict[str, Any]:
     """Final test accuracy over ``seeds``: averaged and summed gradients, and each framework's default init.
 
-    Runs on ``impl_id`` alone (the fastest), in ``config.dtype``; the native inits are
-    drawn by each framework and passed in as the starting weights. A seed whose run
-    diverges counts as NaN in ``accs`` and is left out of mean, min and max.
+    Runs on ``impl_id`` alone (the fastest), in ``config.dtype``, each row one :func:`frameworks.sweep` over the
+    seeds (on JAX one vmapped program, not a compile a run); the native inits are drawn by each framework and
+    passed in as the starting weights. A seed whose run diverges counts as NaN in ``accs`` and is left out of
+    mean, min and max.
     """
-    impl = get(impl_id)
-    inits = {"PyTorch default init": partial(native_init, "torch"), "Flax default init": partial(native_init, "jax")}
+    from frameworks._sweep import sweep
+
+    inits = {"PyTorch default init": "torch", "Flax default init": "jax"}
     study = {}
     for name in ("mean (lab-faithful)", "sum", *inits):
-        accs = []
-        for seed in seeds:
-            run = config.replace(seed=seed, loss_reduction="sum" if name == "sum" else config.loss_reduction)
-            params = (inits[name](dataset.nx, config.arch.hidden, dataset.ny, seed=seed, norm=config.norm)
-                      if name in inits else None)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                result = impl.train(dataset, run, params=params)
-            accs.append(float("nan") if result.diverged else result.final("test_acc"))
-        study[name] = _summary(accs)
+        reduction = "sum" if name == "sum" else config.loss_reduction
+        draw = (partial(_native, inits[name], dataset)) if name in inits else None
+        result = sweep(impl_id, dataset, {"loss_reduction": [reduction]}, seeds=list(seeds), config=config,
+                       params=draw)
+        study[name] = _summary([float("nan") if run.diverged else run.final("test_acc") for run in result.runs])
     return {"implementation": impl_id, "dtype": config.dtype, "dataset": dataset.name, "seeds": list(seeds),
             "rows": study}
+
+
+def _native(framework: str, dataset: Dataset, config: TrainConfig) -> Params:
+    return native_init(framework, dataset.nx, config.arch.hidden, dataset.ny, seed=config.seed, norm=config.norm)
 
 
 def _summary(accs: list[float]) -> dict[str, Any]:
