@@ -18,6 +18,7 @@ the chosen setting's test accuracy apart.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import math
 import time
@@ -193,37 +194,11 @@ def _vmapped(impl: Any, dataset: Dataset, configs: list[TrainConfig],
     starts = [initial_params(stage, c, dataset.nx, dataset.ny) if params is None else params(c) for c in configs]
     names = metrics_of(dataset)
     with place(stage, base, starts[0], *dataset.arrays) as placed:
-        states = [stage.load(p, base, placed.device) for p in starts]
-        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+        stacked = _stack([stage.load(p, base, placed.device) for p in starts])
         data = placed.data
-        dtype = data[0].dtype
-
-        def one(state: Any, rows: jax.Array, keep: tuple, eta: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
-            traced = copy.copy(base)
-            object.__setattr__(traced, "eta", eta)  # the learning rate as data: one program for every eta
-            step = stage.step(traced, spe) if base.schedule is not None else stage.step(traced)
-
-            def epoch(carry: Any, xs: Any) -> tuple[Any, jax.Array]:
-                state, last, diverged, e = carry
-                epoch_rows, epoch_keep = xs
-
-                def body(s: Any, x: Any) -> tuple[Any, None]:
-                    r, k = x
-                    return step(s, data[0][r], data[1][r], *((k,) if k else ())), None
-
-                state, _ = jax.lax.scan(body, state, (epoch_rows, epoch_keep))
-                metrics = jnp.stack([m for X, Y in zip(data[0::2], data[1::2]) for m in stage.evaluate(state, X, Y)])
-                fine = jnp.all(jnp.isfinite(metrics)) & (diverged == 0)
-                last = jax.tree.map(lambda a, b: jnp.where(fine, a, b), state, last)
-                diverged = jnp.where(~jnp.all(jnp.isfinite(metrics)) & (diverged == 0), e + 1, diverged)
-                return (state, last, diverged, e + 1), metrics
-
-            zero = jnp.zeros((), jnp.int32)
-            (_, last, diverged, _), metrics = jax.lax.scan(epoch, (state, state, zero, zero), (rows, keep))
-            return last, diverged, metrics
-
-        etas = jnp.asarray([c.eta for c in configs], dtype)
-        last, diverged, metrics = jax.jit(jax.vmap(one))(stacked, batches, masks, etas)
+        etas = jnp.asarray([c.eta for c in configs], data[0].dtype)
+        program = _program(stage, base.replace(seed=0, eta=1.0, init="lab", epochs=1), spe)
+        last, diverged, metrics = program(stacked, batches, masks, etas, data)
         diverged, metrics = np.asarray(diverged), np.asarray(metrics, dtype=np.float64)
         runs = []
         for i, c in enumerate(configs):
@@ -232,3 +207,55 @@ def _vmapped(impl: Any, dataset: Dataset, configs: list[TrainConfig],
             final = stage.export(jax.tree.map(lambda x, i=i: x[i], last))
             runs.append(SweepRun(c, final, history, int(diverged[i]) or None))
     return runs
+
+
+def _stack(states: list[Any]) -> Any:
+    """The runs' states as one pytree with a leading runs axis, stacked on the host (one transfer a leaf, where
+    stacking 1000 device arrays leaf by leaf takes seconds)."""
+    import jax
+    import jax.numpy as jnp
+
+    leaves = [jax.tree.leaves(s) for s in states]
+    treedef = jax.tree.structure(states[0])
+    stacked = []
+    for column in zip(*leaves):
+        if jax.dtypes.issubdtype(column[0].dtype, jax.dtypes.prng_key):  # typed random keys stay on device
+            stacked.append(jnp.stack(column))
+        else:
+            stacked.append(jax.device_put(np.stack(jax.device_get(list(column))), column[0].sharding))
+    return jax.tree.unflatten(treedef, stacked)
+
+
+@functools.lru_cache(maxsize=16)
+def _program(stage: Any, base: TrainConfig, spe: int) -> Any:
+    """The jitted, vmapped whole run of ``stage`` under ``base`` (seed, eta, init and epochs are data): built once,
+    compiled once a shape, so a second sweep of the same shapes does not recompile."""
+    import jax
+    import jax.numpy as jnp
+
+    def one(state: Any, rows: jax.Array, keep: tuple, eta: jax.Array, data: tuple) -> tuple[Any, jax.Array,
+                                                                                            jax.Array]:
+        traced = copy.copy(base)
+        object.__setattr__(traced, "eta", eta)  # the learning rate as data: one program for every eta
+        step = stage.step(traced, spe) if base.schedule is not None else stage.step(traced)
+
+        def epoch(carry: Any, xs: Any) -> tuple[Any, jax.Array]:
+            state, last, diverged, e = carry
+            epoch_rows, epoch_keep = xs
+
+            def body(s: Any, x: Any) -> tuple[Any, None]:
+                r, k = x
+                return step(s, data[0][r], data[1][r], *((k,) if k else ())), None
+
+            state, _ = jax.lax.scan(body, state, (epoch_rows, epoch_keep))
+            metrics = jnp.stack([m for X, Y in zip(data[0::2], data[1::2]) for m in stage.evaluate(state, X, Y)])
+            fine = jnp.all(jnp.isfinite(metrics)) & (diverged == 0)
+            last = jax.tree.map(lambda a, b: jnp.where(fine, a, b), state, last)
+            diverged = jnp.where(~jnp.all(jnp.isfinite(metrics)) & (diverged == 0), e + 1, diverged)
+            return (state, last, diverged, e + 1), metrics
+
+        zero = jnp.zeros((), jnp.int32)
+        (_, last, diverged, _), metrics = jax.lax.scan(epoch, (state, state, zero, zero), (rows, keep))
+        return last, diverged, metrics
+
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None)))
