@@ -108,11 +108,12 @@ class SweepResult:
 
 def sweep(implementation: str, dataset: Dataset, grid: Mapping[str, Sequence[Any]], *, seeds: Sequence[int] = (0,),
           config: TrainConfig | None = None, confirm: bool = False, progress: bool = False,
-          params: Callable[[TrainConfig], Params] | None = None) -> SweepResult:
+          params: Callable[[TrainConfig], Params] | None = None, shard: bool = True) -> SweepResult:
     """Train every combination of ``grid`` (config field -> values) for every seed; see the module's docstring.
 
     ``params``: each run's starting parameters from its config (default: its ``init``'s draw), e.g. another
-    framework's native init."""
+    framework's native init. ``shard``: on JAX, split the runs axis over every device of the run's kind that JAX
+    sees (a ``jax.sharding.Mesh``; a multi-GPU machine splits the grid with no other change)."""
     impl = get(implementation)
     configs, axes = expand(grid, seeds, config or TrainConfig(), confirm=confirm)
     result = SweepResult(impl.id, axes)
@@ -129,7 +130,7 @@ def sweep(implementation: str, dataset: Dataset, grid: Mapping[str, Sequence[Any
     start = time.perf_counter()
     for members in groups.values():
         group = [configs[i] for i in members]
-        done = _vmapped(impl, dataset, group, params) if impl.framework == "jax" else \
+        done = _vmapped(impl, dataset, group, params, shard) if impl.framework == "jax" else \
             [_alone(impl, dataset, c, params) for c in group]
         for i, run in zip(members, done):
             runs[i] = run
@@ -177,7 +178,7 @@ def _alone(impl: Any, dataset: Dataset, config: TrainConfig,
 
 
 def _vmapped(impl: Any, dataset: Dataset, configs: list[TrainConfig],
-             params: Callable[[TrainConfig], Params] | None = None) -> list[SweepRun]:
+             params: Callable[[TrainConfig], Params] | None = None, shard: bool = True) -> list[SweepRun]:
     """One JAX program for runs that differ only in seed, eta and init: the fused run, vmapped over runs."""
     import jax
     import jax.numpy as jnp
@@ -197,8 +198,11 @@ def _vmapped(impl: Any, dataset: Dataset, configs: list[TrainConfig],
         stacked = _stack([stage.load(p, base, placed.device) for p in starts])
         data = placed.data
         etas = jnp.asarray([c.eta for c in configs], data[0].dtype)
+        runs_axis = (stacked, batches, masks, etas)
+        if shard:
+            runs_axis = _shard(runs_axis, placed.device.platform, len(configs))
         program = _program(stage, base.replace(seed=0, eta=1.0, init="lab", epochs=1), spe)
-        last, diverged, metrics = program(stacked, batches, masks, etas, data)
+        last, diverged, metrics = program(*runs_axis, data)
         diverged, metrics = np.asarray(diverged), np.asarray(metrics, dtype=np.float64)
         runs = []
         for i, c in enumerate(configs):
@@ -207,6 +211,20 @@ def _vmapped(impl: Any, dataset: Dataset, configs: list[TrainConfig],
             final = stage.export(jax.tree.map(lambda x, i=i: x[i], last))
             runs.append(SweepRun(c, final, history, int(diverged[i]) or None))
     return runs
+
+
+def _shard(arrays: Any, platform: str, runs: int) -> Any:
+    """The leading (runs) axis of every array split over the devices of ``platform`` JAX sees: as many as divide
+    the number of runs; one device: unchanged."""
+    import jax
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    devices = jax.devices(platform)
+    count = max(k for k in range(1, len(devices) + 1) if runs % k == 0)
+    if count == 1:
+        return arrays
+    split = NamedSharding(Mesh(np.array(devices[:count]), ("runs",)), PartitionSpec("runs"))
+    return jax.tree.map(lambda a: jax.device_put(a, split), arrays)
 
 
 def _stack(states: list[Any]) -> Any:

@@ -29,9 +29,18 @@ def specs_from_torch(optimizer: Any, scheduler: Any = None, *, interval: str | N
              "Adagrad": ("lr_decay", "weight_decay", "initial_accumulator_value", "eps")}
     if kind not in names:
         raise KitError(f"the kit translates {', '.join(names)}, not {kind}.")
-    defaults = optimizer.defaults  # OneCycleLR rewrites the group's momentum or betas; the defaults keep them
-    arguments: dict[str, Any] = {n: tuple(defaults[n]) if n == "betas" else defaults[n] for n in names[kind]}
-    spec = optim.OPTIMIZERS[kind](**arguments)
+    if kind == "Adam" and group.get("decoupled_weight_decay"):
+        kind = "AdamW"  # torch.optim.Adam(decoupled_weight_decay=True) is AdamW
+    from torch.optim.lr_scheduler import OneCycleLR
+
+    cycled = isinstance(scheduler, OneCycleLR) and scheduler.cycle_momentum
+
+    def value(name: str) -> Any:
+        # the group's own value; OneCycleLR rewrites the group's momentum or beta1, the defaults keep the given one
+        source = optimizer.defaults if cycled and name in ("momentum", "betas") else group
+        return tuple(source[name]) if name == "betas" else source[name]
+
+    spec = optim.OPTIMIZERS[kind](**{name: value(name) for name in names[kind]})
     lr = float(group.get("initial_lr", group["lr"]))
     return spec, lr, None if scheduler is None else schedule_from_torch(scheduler, interval)
 

@@ -7,7 +7,7 @@ equal to ``torch/optim`` by ``tests/test_optimizers.py``) and with the naive
 translation (``port.naive_optax``: ``optax.adamw(lr)`` for ``AdamW(lr)``...). It reports
 the first update after which a parameter tensor of the naive run is more than the
 float64 trajectory tolerance away from the exact run's (relative to the exact tensor),
-which tensor, and the two final test accuracies. ``python -m frameworks optimizers``
+the tensor furthest off then and by how much, and the two final test accuracies. ``python -m frameworks optimizers``
 prints the table; ``docs/tutorials/optimizers.md`` builds it when the docs build.
 """
 
@@ -51,8 +51,8 @@ ROWS: dict[str, dict[str, Any]] = {
 @dataclass(frozen=True)
 class Departure:
     """One row: the PyTorch setup, the exact and the naive Optax chains in words, where the naive run first
-    leaves the exact one (the update, 1-based, the tensor and its relative error; None: never, to the run's end)
-    and the final test accuracies of both."""
+    leaves the exact one (the update, 1-based; the tensor furthest off at that update and its relative gap; None:
+    never, to the run's end, ``error`` then the largest gap of the run) and the final test accuracies of both."""
 
     pytorch: str
     exact: str
@@ -111,12 +111,15 @@ def measure(dataset: Dataset, config: TrainConfig, *, pytorch: str | None = None
     table = np.stack([per_tensor[name] for name in per_tensor])  # (tensors, steps)
     over = ~(table <= tol)  # NaN counts as over
     first = int(np.argmax(over.any(axis=0))) if over.any() else None
-    tensor = list(per_tensor)[int(np.argmax(over[:, first]))] if first is not None else None
+    # at the first departing update, the tensor furthest off (NaN: off by any measure) and its relative gap
+    tensor = list(per_tensor)[int(np.argmax(np.nan_to_num(table[:, first], nan=np.inf)))] if first is not None \
+        else None
     return Departure(
         pytorch=pytorch or _pytorch_text(config), exact=explain(config.optimizer, **options),
         naive=naive_text(config.optimizer, config.schedule, config.clip),
         first_step=None if first is None else first + 1, tensor=tensor,
-        error=float(np.nanmax(table[:, first])) if first is not None else float(np.nanmax(table)),
+        error=float(table[list(per_tensor).index(tensor), first]) if first is not None and tensor is not None
+        else float(np.nanmax(table)),
         exact_acc=accuracy[0], naive_acc=accuracy[1], steps=len(rows))
 
 

@@ -336,7 +336,7 @@ def optax_from_torch(spec: Any, scheduler: Any = None, **options: Any) -> Any:
 
 def naive_optax(spec: Any, **options: Any) -> Any:
     """The translation a person writes from the docs (``optax.adamw(lr)`` for ``AdamW(lr)``...), the trap beside
-    the exact one: see :func:`frameworks._optax_port.naive_optax`."""
+    the exact one: see :func:`frameworks._optax_naive.naive_optax`."""
     from frameworks import _optax_naive
 
     return _optax_naive.naive_optax(spec, **options)

@@ -146,6 +146,10 @@ def test_optax_from_torch_reads_a_real_optimizer_and_scheduler() -> None:
     assert specs_from_torch(one, cycle)[2] == optim.OneCycleLR(0.5, 200, pct_start=0.25, three_phase=True)
     with pytest.raises(KitError, match="not LBFGS"):
         specs_from_torch(torch.optim.LBFGS(model.parameters()))
+    decoupled = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=0.05, decoupled_weight_decay=True)
+    assert specs_from_torch(decoupled)[0] == optim.AdamW(weight_decay=0.05)
+    in_group = torch.optim.SGD([{"params": model.parameters(), "momentum": 0.5}], lr=0.1)
+    assert specs_from_torch(in_group)[0] == optim.SGD(momentum=0.5)  # the group's setting, not the default
     with pytest.raises(KitError, match="maximize=True"):
         specs_from_torch(torch.optim.SGD(model.parameters(), lr=0.1, maximize=True))
     groups = [{"params": [model.weight], "lr": 0.1}, {"params": [model.bias], "lr": 0.01}]
