@@ -200,7 +200,7 @@ def _vmapped(impl: Any, dataset: Dataset, configs: list[TrainConfig],
         etas = jnp.asarray([c.eta for c in configs], data[0].dtype)
         runs_axis = (stacked, batches, masks, etas)
         if shard:
-            runs_axis = _shard(runs_axis, placed.device.platform, len(configs))
+            runs_axis, data = _shard(runs_axis, data, placed.device.platform, len(configs))
         program = _program(stage, base.replace(seed=0, eta=1.0, init="lab", epochs=1), spe)
         last, diverged, metrics = program(*runs_axis, data)
         diverged, metrics = np.asarray(diverged), np.asarray(metrics, dtype=np.float64)
@@ -213,18 +213,20 @@ def _vmapped(impl: Any, dataset: Dataset, configs: list[TrainConfig],
     return runs
 
 
-def _shard(arrays: Any, platform: str, runs: int) -> Any:
-    """The leading (runs) axis of every array split over the devices of ``platform`` JAX sees: as many as divide
-    the number of runs; one device: unchanged."""
+def _shard(arrays: Any, data: Any, platform: str, runs: int) -> tuple[Any, Any]:
+    """The leading (runs) axis of every array split over the devices of ``platform`` JAX sees (as many as divide
+    the number of runs), the data replicated on each; one device: unchanged."""
     import jax
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     devices = jax.devices(platform)
     count = max(k for k in range(1, len(devices) + 1) if runs % k == 0)
     if count == 1:
-        return arrays
-    split = NamedSharding(Mesh(np.array(devices[:count]), ("runs",)), PartitionSpec("runs"))
-    return jax.tree.map(lambda a: jax.device_put(a, split), arrays)
+        return arrays, data
+    mesh = Mesh(np.array(devices[:count]), ("runs",))
+    split, copies = NamedSharding(mesh, PartitionSpec("runs")), NamedSharding(mesh, PartitionSpec())
+    return (jax.tree.map(lambda a: jax.device_put(a, split), arrays),
+            jax.tree.map(lambda a: jax.device_put(a, copies), data))
 
 
 def _stack(states: list[Any]) -> Any:

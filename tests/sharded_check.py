@@ -42,6 +42,12 @@ def main() -> None:
         text = stage1_manual.gradients.lower(p, Xs, Ys, reduction="mean").compile().as_text()
         out["all_reduce"]["jax/manual@4"] = "all-reduce" in text
         out["all_reduce"]["batch_spec"] = str(Xs.sharding.spec)
+    # A sweep's runs axis split over the 8 devices (16 runs: 2 a device) against the same sweep on one device.
+    val = frameworks.load_dataset("circles", validation=0.2)
+    grid, config = {"eta": [0.01, 0.1, 0.3, 1.0]}, frameworks.TrainConfig(epochs=5, dtype="float64")
+    split = frameworks.sweep("jax/grad", val, grid, seeds=range(4), config=config)
+    whole = frameworks.sweep("jax/grad", val, grid, seeds=range(4), config=config, shard=False)
+    out["sweep"] = max(max_relative_error(a.params, b.params) for a, b in zip(split.runs, whole.runs))
     print(json.dumps(out))
 
 

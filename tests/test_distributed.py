@@ -46,6 +46,10 @@ def test_sharded_circles_trajectory_equals_single_device(sharded, impl_id: str, 
     assert sharded["trajectories"][f"{impl_id}@{devices}"] <= 1e-14
 
 
+def test_a_sweep_split_over_8_virtual_devices_equals_the_one_device_sweep(sharded) -> None:
+    assert sharded["sweep"] <= 1e-12
+
+
 def test_the_compiler_inserts_the_all_reduce(sharded) -> None:
     assert sharded["all_reduce"]["jax/manual@4"]
     assert sharded["all_reduce"]["batch_spec"] == "P('data',)"  # the batch split by rows
