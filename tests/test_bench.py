@@ -98,3 +98,12 @@ def test_bench_times_only_the_frameworks_that_see_the_device(monkeypatch):
     assert set(skipped) == {"jax/manual"} and skipped["jax/manual"] == "jax sees only cpu"
     with pytest.raises(KitError, match="torch sees only cpu, gpu; jax sees only cpu"):
         bench.on_device(variants, "tpu")
+
+
+def test_bench_sweep_times_the_vmapped_grid_against_the_torch_loop(tmp_path, capsys):
+    assert main(["bench", "--sweep", "40", "--quick", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "bench_sweep.json").read_text())["sweep"]
+    assert report["runs"] == 40 and report["groups"] == 1 and report["jax_steady_s"] > 0
+    assert report["torch_runs_timed"] == 2 and report["speedup_vs_torch_optim_loop"] > 0
+    assert "jax/grad sweep, steady state" in capsys.readouterr().out
+    assert main(["bench", "--sweep", "30", "--quick", "--out", str(tmp_path)]) == 2  # not a multiple of 20

@@ -89,6 +89,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="PyTorch's intra-op threads inside the PyTorch rows (default: the kit's, 1; recorded in bench.json)",
     )
+    parser.add_argument("--sweep", type=int, default=None, metavar="N",
+                        help="time a sweep of N circles runs at once (jax/grad, vmapped) against torch/optim run by "
+                             "run, instead of the rows (N a multiple of 20; the issue's figure: 1000)")
     parser.add_argument(
         "--only",
         default=None,
@@ -107,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     for name, value in (("--repeats", repeats), ("--epochs", epochs), ("--torch-threads", threads)):
         if value <= 0:
             raise KitError(f"{name} must be a positive integer, got {value}.")
+    if args.sweep is not None:
+        return _sweep_only(args, epochs, threads)
     names = selected(args.only)
     rows_to_time, skipped = on_device(variants(names), args.device)
     plan = workloads(quick=args.quick, epochs=epochs, torch_threads=threads)
@@ -146,6 +151,23 @@ def run(args: argparse.Namespace) -> int:
     json_path, png_path = write(report, out)
     print(markdown(report))
     _progress(f"bench: wrote {json_path} and {png_path}")
+    return 0
+
+
+def _sweep_only(args: argparse.Namespace, epochs: int, threads: int) -> int:
+    import json
+
+    from frameworks.bench._sweeps import markdown as sweep_table
+    from frameworks.bench._sweeps import time_sweeps
+
+    _progress(f"bench: a sweep of {args.sweep} runs, jax/grad vmapped, against torch/optim run by run")
+    result = time_sweeps(args.sweep, epochs=epochs, loop_runs=2 if args.quick else 10, torch_threads=threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_sweep.json").write_text(json.dumps({"machine": machine_info(args.device, {"torch", "jax"}),
+                                                      "sweep": result}, indent=1))
+    print(sweep_table(result))
+    _progress(f"bench: wrote {out / 'bench_sweep.json'}")
     return 0
 
 
