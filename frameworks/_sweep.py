@@ -119,7 +119,7 @@ def sweep(implementation: str, dataset: Dataset, grid: Mapping[str, Sequence[Any
     result = SweepResult(impl.id, axes)
     groups: dict[TrainConfig, list[int]] = {}
     for i, c in enumerate(configs):
-        key = c.replace(seed=0, eta=1.0, init="lab") if impl.framework == "jax" else c
+        key = c.replace(seed=0, eta=1.0, init="lab") if _batched(impl, c) else c
         groups.setdefault(key, []).append(i)
     runs: list[SweepRun | None] = [None] * len(configs)
     bar = None
@@ -130,8 +130,12 @@ def sweep(implementation: str, dataset: Dataset, grid: Mapping[str, Sequence[Any
     start = time.perf_counter()
     for members in groups.values():
         group = [configs[i] for i in members]
-        done = _vmapped(impl, dataset, group, params, shard) if impl.framework == "jax" else \
-            [_alone(impl, dataset, c, params) for c in group]
+        if impl.framework == "jax":
+            done = _vmapped(impl, dataset, group, params, shard)
+        elif _batched(impl, group[0]):
+            done = _torch_vmapped(dataset, group, params)
+        else:
+            done = [_alone(impl, dataset, c, params) for c in group]
         for i, run in zip(members, done):
             runs[i] = run
         if bar is not None:
@@ -165,6 +169,36 @@ def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int], config: Trai
         setting = config.replace(**dict(zip(grid, values)))  # validated: a bad value is one clear line
         configs += [setting.replace(seed=s) for s in seeds]
     return configs, tuple(grid)
+
+
+def _batched(impl: Any, config: TrainConfig) -> bool:
+    """Whether ``impl`` trains runs of ``config``'s shape together: every JAX stage; the PyTorch module stages
+    through ``torch.func`` for the lab's plain SGD without dropout."""
+    if impl.framework == "jax":
+        return True
+    if impl.id not in ("torch/nn", "torch/optim"):
+        return False
+    from frameworks.torch_stages.sweep import supports
+
+    return supports(config)
+
+
+def _torch_vmapped(dataset: Dataset, configs: list[TrainConfig],
+                   params: Callable[[TrainConfig], Params] | None = None) -> list[SweepRun]:
+    from frameworks.torch_stages.sweep import vmapped
+
+    stage = get("torch/nn").stage
+    orders = [BatchOrder(len(dataset.Xtrain), c.batch_size, seed=c.seed) for c in configs]
+    batches = np.stack([o.epochs(c.epochs) for o, c in zip(orders, configs)])
+    starts = [initial_params(stage, c, dataset.nx, dataset.ny) if params is None else params(c) for c in configs]
+    finals, metrics, diverged = vmapped(dataset, configs, starts, batches)
+    names = metrics_of(dataset)
+    runs = []
+    for i, c in enumerate(configs):
+        done = int(diverged[i]) - 1 if diverged[i] else c.epochs
+        history = {name: metrics[i, :done, k].tolist() for k, name in enumerate(names)}
+        runs.append(SweepRun(c, finals[i], history, int(diverged[i]) or None))
+    return runs
 
 
 def _alone(impl: Any, dataset: Dataset, config: TrainConfig,
