@@ -107,12 +107,13 @@ def run(args: argparse.Namespace) -> int:
 
 def summary(result: SweepResult) -> str:
     """A line a setting: its mean (and spread) of validation and test accuracy over the seeds, divergences."""
-    lines = [" | ".join([*result.axes, "val acc (mean +- sd)", "test acc", "diverged"])]
+    lines = [" | ".join([*result.axes, "val acc (mean +- sd; diverged count 0)", "test acc (finished runs)",
+                         "diverged"])]
     for setting, runs in result.by_setting().items():
-        val = [r.final("val_acc") for r in runs if not r.diverged]
+        val = [0.0 if r.diverged else r.final("val_acc") for r in runs]
         test = [r.final("test_acc") for r in runs if not r.diverged]
         cells = [str(v) for v in setting]
-        cells += [f"{np.mean(val):.3f} +- {np.std(val):.3f}" if val else "-", f"{np.mean(test):.3f}" if test else "-",
+        cells += [f"{np.mean(val):.3f} +- {np.std(val):.3f}", f"{np.mean(test):.3f}" if test else "-",
                   f"{sum(1 for r in runs if r.diverged)}/{len(runs)}"]
         lines.append(" | ".join(cells))
     return "\n".join(lines)
@@ -131,9 +132,11 @@ def figures(result: SweepResult, out: Path) -> list[Path]:
     second = sorted({s[1] for s in settings}, key=_order) if len(result.axes) > 1 else [None]
     mean = np.full((len(second), len(first)), np.nan)
     spread = np.full_like(mean, np.nan)
+    cells: dict[tuple[int, int], list[float]] = {}  # a cell pools every setting of its two values (other axes too)
     for setting, runs in settings.items():
-        accs = [0.0 if r.diverged else r.final("val_acc") for r in runs]
         i, j = second.index(setting[1] if len(setting) > 1 else None), first.index(setting[0])
+        cells.setdefault((i, j), []).extend(0.0 if r.diverged else r.final("val_acc") for r in runs)
+    for (i, j), accs in cells.items():
         mean[i, j], spread[i, j] = np.mean(accs), np.std(accs)
     fig, ax = plt.subplots(figsize=(1.2 * len(first) + 2, 0.8 * len(second) + 1.6))
     image = ax.imshow(mean, cmap="viridis", vmin=0, vmax=1, aspect="auto")
@@ -144,7 +147,9 @@ def figures(result: SweepResult, out: Path) -> list[Path]:
     ax.set_xlabel(result.axes[0])
     ax.set_yticks(range(len(second)), [str(v) for v in second])
     ax.set_ylabel(result.axes[1] if len(result.axes) > 1 else "")
-    ax.set_title(f"{result.implementation}: mean validation accuracy over seeds (diverged runs count 0)")
+    pooled = f" (pooled over {', '.join(result.axes[2:])})" if len(result.axes) > 2 else ""
+    ax.set_title(f"{result.implementation}: mean validation accuracy over seeds{pooled}; diverged runs count 0",
+                 fontsize=9)
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     fig.savefig(out / "heatmap.png", dpi=110)

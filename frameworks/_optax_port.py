@@ -31,7 +31,7 @@ Schedule = Callable[[Any], Any]
 
 def optax_from_torch(spec: Any, scheduler: Any = None, *, lr: float | None = None,
                      schedule: optim.Schedule | None = None, clip: optim.Clip | None = None,
-                     steps_per_epoch: int = 1, interval: str | None = None) -> optax.GradientTransformation:
+                     steps_per_epoch: int | None = None, interval: str | None = None) -> optax.GradientTransformation:
     """The exact Optax transformation of a ``frameworks.optim`` optimizer spec (with ``lr``, ``schedule``,
     ``clip``), or of a ``torch.optim.Optimizer`` (and ``scheduler``, stepped once an epoch unless
     ``interval="step"``; OneCycleLR once a batch), whose hyperparameters it reads.
@@ -46,6 +46,10 @@ def optax_from_torch(spec: Any, scheduler: Any = None, *, lr: float | None = Non
         raise KitError("a spec takes its schedule as schedule=..., not a torch scheduler.")
     if lr is None:
         raise KitError("optax_from_torch(spec) needs lr=... (a torch optimizer carries its own).")
+    if steps_per_epoch is None:
+        if schedule is not None and schedule.interval == "epoch":
+            raise KitError("a schedule stepped once an epoch needs steps_per_epoch=... (Optax counts updates).")
+        steps_per_epoch = 1
     return _chain(spec, lr, schedule, clip, steps_per_epoch)
 
 

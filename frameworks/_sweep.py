@@ -77,19 +77,28 @@ class SweepResult:
             out.setdefault(self.setting(run), []).append(run)
         return out
 
+    def score(self, runs: list[SweepRun], metric: str = "val_acc") -> float:
+        """The mean of ``metric`` over ``runs``, a diverged run counting as the worst value (accuracy 0, loss
+        infinite): the one rule of the table, the heat map and :meth:`best`."""
+        worst = 0.0 if metric.endswith("_acc") else float("inf")
+        return float(np.mean([worst if r.diverged else r.final(metric) for r in runs]))
+
     def best(self, metric: str = "val_acc") -> dict[str, Any]:
-        """The setting of the highest mean ``metric`` over its seeds (diverged runs count as 0 accuracy), chosen
-        on validation: the dataset must have a validation split. Returns the setting, its validation mean and
-        its test accuracy (mean over the seeds), reported apart."""
+        """The setting of the best mean ``metric`` over its seeds ("val_acc", highest, or "val_loss", lowest;
+        :meth:`score`'s rule), chosen on validation: the dataset must have a validation split. Returns the
+        setting, its score, and its test accuracy (mean over its runs that did not diverge), reported apart."""
+        if metric not in ("val_acc", "val_loss"):
+            raise KitError(f"best() chooses on validation: metric 'val_acc' or 'val_loss', not {metric!r}.")
         if not self.runs or metric not in self.runs[0].history:
             raise KitError("the sweep chooses on a validation split: load the dataset with validation=0.2 (CLI "
                            "--validation 0.2); the test set is never used to choose.")
-        scores = {s: float(np.mean([0.0 if r.diverged else r.final(metric) for r in runs]))
-                  for s, runs in self.by_setting().items()}
-        chosen = max(scores, key=lambda s: scores[s])
-        runs = self.by_setting()[chosen]
+        scores = {s: self.score(runs, metric) for s, runs in self.by_setting().items()}
+        pick = max if metric == "val_acc" else min
+        chosen = pick(scores, key=lambda s: scores[s])
+        finished = [r.final("test_acc") for r in self.by_setting()[chosen] if not r.diverged]
         return {"setting": dict(zip(self.axes, chosen)), metric: scores[chosen],
-                "test_acc": float(np.mean([r.final("test_acc") for r in runs])), "seeds": len(runs)}
+                "test_acc": float(np.mean(finished)) if finished else float("nan"),
+                "seeds": len(self.by_setting()[chosen])}
 
     def rows(self) -> list[dict[str, Any]]:
         """One row a run: the swept fields and the seed, final and best metrics, the epoch of divergence."""
@@ -158,6 +167,11 @@ def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int], config: Trai
             raise KitError(f"grid axis {name!r} is not a TrainConfig field (seeds are given apart).")
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not len(values):
             raise KitError(f"grid axis {name!r} needs a non-empty list of values, got {values!r}.")
+    if "nh" in grid and (config.hidden or "hidden" in grid):
+        raise KitError("a sweep over nh needs the one-hidden-layer shorthand: with hidden set, nh is not used "
+                       "(sweep hidden instead).")
+    if config.devices != 1 or "devices" in grid:
+        raise KitError("a sweep splits its runs over the devices itself; leave devices at 1.")
     seeds = list(seeds)
     if not seeds:
         raise KitError("a sweep needs at least one seed.")
@@ -172,11 +186,11 @@ def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int], config: Trai
 
 
 def _batched(impl: Any, config: TrainConfig) -> bool:
-    """Whether ``impl`` trains runs of ``config``'s shape together: every JAX stage; the PyTorch module stages
-    through ``torch.func`` for the lab's plain SGD without dropout."""
+    """Whether ``impl`` trains runs of ``config``'s shape together: every JAX stage; torch/nn through
+    ``torch.func`` for the lab's plain SGD without dropout."""
     if impl.framework == "jax":
         return True
-    if impl.id not in ("torch/nn", "torch/optim"):
+    if impl.id != "torch/nn":  # torch/optim's own code is torch.optim: its runs go one by one
         return False
     from frameworks.torch_stages.sweep import supports
 

@@ -20,6 +20,12 @@ def specs_from_torch(optimizer: Any, scheduler: Any = None, *, interval: str | N
     if len(optimizer.param_groups) != 1:
         raise KitError(f"the optimizer has {len(optimizer.param_groups)} parameter groups; the kit translates one.")
     group = optimizer.param_groups[0]
+    states = [optimizer.state[p] for p in group["params"]]
+    if any(float(s.get("step", 0)) > 0 or s.get("momentum_buffer") is not None for s in states):
+        raise KitError("the optimizer has already stepped (it holds buffers): translate it before training, or "
+                       "carry its state through a kit checkpoint.")
+    if scheduler is not None and scheduler.last_epoch > 0:
+        raise KitError(f"the scheduler has already stepped {scheduler.last_epoch} times: translate it fresh.")
     if group.get("maximize") or group.get("differentiable"):
         raise KitError("maximize=True and differentiable=True have no counterpart in the kit.")
     kind = type(optimizer).__name__

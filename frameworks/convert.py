@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from frameworks._arch import Architecture
+from frameworks._errors import KitError
 from frameworks._params import Params, check_params
 
 
@@ -75,11 +76,21 @@ def from_torch_state_dict(state_dict: Mapping[str, Any], *, check: bool = True, 
 
     ``check=False`` skips the validation (for gradients, which may be anything).
     """
+    positions = _positions(arch or Architecture(), {})
+    _all_read(state_dict, {f"{layer}.{kind}" for layer in positions for kind in ("weight", "bias")}, arch)
     params = {}
-    for layer, (W, b) in _positions(arch or Architecture(), {}).items():
+    for layer, (W, b) in positions.items():
         params[W] = as_float64(state_dict[f"{layer}.weight"])
         params[b] = as_float64(state_dict[f"{layer}.bias"])
     return check_params(params) if check else params
+
+
+def _all_read(tree: Mapping[str, Any], read: set[Any], arch: Architecture | None) -> None:
+    """A conversion that would leave entries behind is refused: a deeper model needs its ``arch``."""
+    left = [key for key in tree if key not in read]
+    if left:
+        raise KitError(f"entries {left} are not those of {'the lab network' if arch is None else arch.describe()}; "
+                       "give the model's architecture (arch=config.arch) to convert a deeper one.")
 
 
 def to_flax_params(params: Mapping[str, Any], *, arch: Architecture | None = None) -> dict[str, Any]:
@@ -100,8 +111,10 @@ def from_flax_params(flax_params: Mapping[str, Any], *, check: bool = True, arch
     ``check=False`` skips the validation (for gradients, which may be anything).
     """
     layers = flax_params["layers"]
+    positions = _positions(arch or Architecture(), {})
+    _all_read(layers, set(positions), arch)
     params = {}
-    for layer, (W, b) in _positions(arch or Architecture(), {}).items():
+    for layer, (W, b) in positions.items():
         if W.startswith("W"):
             params[W] = swap_in_out(as_float64(layers[layer]["kernel"]))
         else:

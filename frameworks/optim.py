@@ -268,6 +268,8 @@ def _check_schedule(spec: Any) -> None:
         _check("LinearLR.end_factor", spec.end_factor, high=1.0)
         _positive_int("LinearLR.total_iters", spec.total_iters)
     if isinstance(spec, OneCycleLR):
+        if spec.interval != "step":
+            raise KitError("OneCycleLR is stepped once a batch (as PyTorch's docs say): interval='step'.")
         _check("OneCycleLR.max_lr", spec.max_lr, closed=False)
         _positive_int("OneCycleLR.total_steps", spec.total_steps)
         _check("OneCycleLR.pct_start", spec.pct_start, high=1.0)

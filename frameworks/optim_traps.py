@@ -25,6 +25,7 @@ from frameworks import optim
 from frameworks._batches import BatchOrder
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset, load_dataset
+from frameworks._errors import KitError
 from frameworks._params import init_params
 from frameworks.tolerances import tolerance
 
@@ -76,6 +77,9 @@ def measure(dataset: Dataset, config: TrainConfig, *, pytorch: str | None = None
     from frameworks.jax_stages import _backend as backend
     from frameworks.jax_stages import stage3_flax as flax_stage
 
+    if config.dropout:
+        raise KitError("the translation table trains without dropout (its two runs would need the kit's masks): "
+                       "measure the optimizer on the network without dropout.")
     config = config.replace(dtype="float64")
     order = BatchOrder(len(dataset.Xtrain), config.batch_size, seed=config.seed)
     spe = order.batches_per_epoch

@@ -35,16 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from frameworks._arch import LAYER_NORM_EPS, LEAKY_SLOPE, Architecture, from_layers
+from frameworks._arch import ACTIVATIONS, LAYER_NORM_EPS, LEAKY_SLOPE, Architecture, from_layers
 from frameworks._config import DTYPES, TrainConfig
 from frameworks._errors import KitError, unknown
 from frameworks.convert import as_float64, swap_in_out
 
-#: The activations the port translates, by the kit's name.
 __all__ = ["ACTIVATIONS", "Layer", "Ported", "architecture_of", "from_torch", "naive_optax", "optax_from_torch",
            "specs_from_torch", "to_torch"]
-
-ACTIVATIONS = ("tanh", "relu", "leaky_relu", "sigmoid", "gelu", "gelu_tanh", "silu")
 
 
 @dataclass(frozen=True)

@@ -69,3 +69,18 @@ def test_export_returns_the_loaded_parameters(circles, impl_id: str) -> None:
     run = frameworks.get(impl_id).train(circles, frameworks.TrainConfig(dtype="float64", epochs=1, eta=1e-12, seed=1),
                                         params=params)
     assert max_relative_error(run.params, params) <= 1e-10
+
+
+def test_a_deeper_models_weights_need_its_architecture() -> None:
+    """Converting a deeper model's state_dict without its architecture is refused, never cut to the lab's net."""
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 6), torch.nn.ReLU(),
+                                torch.nn.Linear(6, 3))
+    with pytest.raises(frameworks.KitError, match=r"entries \['4.weight', '4.bias'\] are not those of the lab"):
+        convert.from_torch_state_dict(model.state_dict())
+    arch = frameworks.TrainConfig(hidden=(8, 6), activation="relu").arch
+    params = convert.from_torch_state_dict(model.state_dict(), arch=arch)
+    assert list(params) == ["W1", "b1", "W2", "b2", "Wy", "by"]
+    assert all(np.array_equal(a, b) for a, b in zip(
+        convert.from_flax_params(convert.to_flax_params(params, arch=arch), arch=arch).values(), params.values()))

@@ -33,7 +33,7 @@ DOCS = ROOT / "docs"
 #: What the build imports: the docs extra of pyproject.toml (import names).
 DOCS_MODULES = ("sphinx", "myst_nb", "sphinx_design", "sphinx_book_theme", "ipykernel", "sphinx-mathjax-offline")
 PAGES = ("index", "theory", "tutorials/manual", "tutorials/autodiff", "tutorials/modules", "tutorials/optimizer",
-         "tutorials/optimizers", "tutorials/deeper", "porting", "digits", "report", "api")
+         "tutorials/optimizers", "tutorials/deeper", "porting", "digits", "hyperparameters", "report", "api")
 #: The pages checked in the browser: the index and one tutorial.
 BROWSER_PAGES = ("index", "tutorials/manual")
 BUILD_TIMEOUT_S = 900

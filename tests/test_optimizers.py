@@ -27,6 +27,10 @@ ROWS = {
     "RMSprop": dict(optimizer=optim.RMSprop(), eta=0.001),
     "OneCycleLR linear, no momentum cycle": dict(schedule=optim.OneCycleLR(0.1, 120, anneal_strategy="linear",
                                                                            cycle_momentum=False)),
+    "OneCycleLR cycling plain SGD's momentum": dict(schedule=optim.OneCycleLR(0.1, 120)),
+    "OneCycleLR, SGD Nesterov": dict(optimizer=optim.SGD(momentum=0.9, nesterov=True),
+                                     schedule=optim.OneCycleLR(0.1, 120)),
+    "OneCycleLR, plain Adam": dict(optimizer=optim.Adam(), eta=0.01, schedule=optim.OneCycleLR(0.01, 120)),
 }
 
 
@@ -150,6 +154,13 @@ def test_optax_from_torch_reads_a_real_optimizer_and_scheduler() -> None:
     assert specs_from_torch(decoupled)[0] == optim.AdamW(weight_decay=0.05)
     in_group = torch.optim.SGD([{"params": model.parameters(), "momentum": 0.5}], lr=0.1)
     assert specs_from_torch(in_group)[0] == optim.SGD(momentum=0.5)  # the group's setting, not the default
+    with pytest.raises(KitError, match="needs steps_per_epoch"):
+        optax_from_torch(optim.SGD(), lr=0.1, schedule=optim.StepLR(3))
+    stepped = torch.optim.Adam(model.parameters())
+    model(torch.ones(1, 2)).sum().backward()
+    stepped.step()
+    with pytest.raises(KitError, match="already stepped"):
+        specs_from_torch(stepped)
     with pytest.raises(KitError, match="maximize=True"):
         specs_from_torch(torch.optim.SGD(model.parameters(), lr=0.1, maximize=True))
     groups = [{"params": [model.weight], "lr": 0.1}, {"params": [model.bias], "lr": 0.01}]
@@ -166,6 +177,8 @@ def test_the_lab_default_is_plain_sgd_and_bad_specs_are_one_line(circles) -> Non
         optim.Adam(betas=(0.9, 1.5))
     with pytest.raises(KitError, match=r"SGD\(nesterov=True\) needs momentum"):
         optim.SGD(nesterov=True)
+    with pytest.raises(KitError, match="OneCycleLR is stepped once a batch"):
+        optim.OneCycleLR(0.1, 10, interval="epoch")
     with pytest.raises(KitError, match="Adagrad"):
         frameworks.TrainConfig(optimizer=optim.Adagrad(), schedule=optim.OneCycleLR(0.1, 10))
     with pytest.raises(KitError, match=r"OneCycleLR\(total_steps=50\) is shorter than the run"):
@@ -221,6 +234,10 @@ def test_a_run_resumes_across_frameworks_with_its_optimizer_state(circles, tmp_p
     assert all(list(tree) == ["Wh", "bh", "Wy", "by"] for tree in saved["buffers"].values())
     resumed = frameworks.get("torch/manual").train(circles, config, resume=path)
     assert max_relative_error(resumed.params, full.params) <= 1e-12
+    # and into torch/optim: its state_dict rebuilt, its scheduler stepped to where the run was
+    frameworks.get("torch/manual").train(circles, config.replace(epochs=4), checkpoint=path)
+    into_torch = frameworks.get("torch/optim").train(circles, config, resume=path)
+    assert max_relative_error(into_torch.params, full.params) <= 1e-12
 
 
 #: Where each naive port leaves the exact chain on the lab's circles run (update, 1-based), measured; None: never.

@@ -134,6 +134,16 @@ def test_bad_grids_are_one_line_and_exit_2(capsys, options: list[str], message: 
     assert len(err.splitlines()) == 1 and re.search(message, err), err
 
 
+def test_best_scores_and_refuses_alike(circles_val) -> None:
+    result = frameworks.sweep("jax/grad", circles_val, {"eta": [0.03, 0.3]}, seeds=[0, 1],
+                              config=frameworks.TrainConfig(epochs=5))
+    assert result.best("val_loss")["setting"] in ({"eta": 0.03}, {"eta": 0.3})
+    with pytest.raises(KitError, match="chooses on validation"):
+        result.best("test_acc")
+    with pytest.raises(KitError, match="with hidden set, nh is not used"):
+        frameworks.sweep("jax/grad", circles_val, {"nh": [2, 5]}, config=frameworks.TrainConfig(hidden=(4, 3)))
+
+
 def test_with_validation_needs_two_rows_a_class() -> None:
     tiny = frameworks.load_dataset("circles")
     one = tiny._replace(Xtrain=tiny.Xtrain[[0, 100, 101]], Ytrain=tiny.Ytrain[[0, 100, 101]])

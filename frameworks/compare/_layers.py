@@ -51,6 +51,10 @@ def optimizer_port(dataset: Dataset, config: TrainConfig) -> list[str]:
 
     if config.optimizer == SGD() and config.schedule is None and config.clip is None:
         return []
+    if config.dropout:
+        return ["### The optimizer in Optax, exactly and naively", "",
+                "Not measured for a network with dropout: `python -m frameworks optimizers` compares the exact and "
+                "the naive chains on runs without it.", ""]
     row = optim_traps.measure(dataset, config)
     where = (f"after update {row.first_step} of {row.steps} (`{row.tensor}`, {row.error:.1e} relative)"
              if row.first_step is not None else f"nowhere in its {row.steps} updates")

@@ -57,7 +57,8 @@ def scope(config: TrainConfig) -> Iterator[None]:
     torch.set_num_threads(config.torch_threads)
     try:
         if config.dropout and config.dropout_rng == "native":  # nn.Dropout draws from the global generator:
-            with torch.random.fork_rng(devices=[]):  # seeded here, the caller's restored after
+            cuda = [torch.cuda.current_device()] if config.device == "gpu" and torch.cuda.is_available() else []
+            with torch.random.fork_rng(devices=cuda):  # seeded here, the caller's (CPU and GPU) restored after
                 torch.manual_seed(config.seed)
                 yield
         else:
