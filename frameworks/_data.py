@@ -110,7 +110,7 @@ def load_dataset(name_or_path: str | Path, *, path: str | Path | None = None, va
         or integer class ids).
       path: for ``"mnist"``: the folder of the four IDX files or a ``.mat`` file.
       validation: a fraction of the training rows to hold out as a validation split (stratified, fixed by
-        :data:`VALIDATION_SEED`); 0, the default, keeps them all for training, as the lab does.
+        ``frameworks._data.VALIDATION_SEED``); 0, the default, keeps them all for training, as the lab does.
 
     Raises:
       KitError: unknown name, a name that is not a string or path, ``path``

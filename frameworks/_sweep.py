@@ -54,6 +54,7 @@ class SweepRun:
     diverged: int | None = None
 
     def final(self, metric: str) -> float:
+        """``metric`` after the run's last finite epoch (NaN when none finished)."""
         values = self.history[metric]
         return values[-1] if values else float("nan")
 
@@ -69,9 +70,11 @@ class SweepResult:
     groups: int = 0
 
     def setting(self, run: SweepRun) -> tuple[Any, ...]:
+        """The run's values of the swept axes, in the grid's order."""
         return tuple(getattr(run.config, axis) for axis in self.axes)
 
     def by_setting(self) -> dict[tuple[Any, ...], list[SweepRun]]:
+        """The runs grouped by setting (their seeds together), in the grid's order."""
         out: dict[tuple[Any, ...], list[SweepRun]] = {}
         for run in self.runs:
             out.setdefault(self.setting(run), []).append(run)
