@@ -48,8 +48,11 @@ class BatchOrder:
         return permutation[:used].reshape(self.batches_per_epoch, self.batch_size)
 
     def epochs(self, count: int) -> np.ndarray:
-        """The next ``count`` epochs at once: (count, batches, batch_size)."""
-        return np.stack([self.next_epoch() for _ in range(count)])
+        """The next ``count`` epochs at once: (count, batches, batch_size), the very draws of ``count`` calls of
+        :meth:`next_epoch` (``permuted`` shuffles each row as ``permutation`` does, from the same stream)."""
+        rows = self._rng.permuted(np.tile(np.arange(self.n), (count, 1)), axis=1)
+        return rows[:, : self.batches_per_epoch * self.batch_size].reshape(count, self.batches_per_epoch,
+                                                                           self.batch_size)
 
     @property
     def state(self) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Writes ``results.csv`` and ``results.json`` (a row a run: the swept fields, the seed,
 final and best metrics, the epoch of divergence), ``heatmap.png`` (mean validation
-accuracy over the first two swept axes, the spread over seeds in each cell) and, when
+accuracy, a panel for each pair of swept axes, the spread over seeds in each cell) and, when
 eta is swept, ``eta.png`` (validation loss per epoch for each eta: divergence and crawl,
 the lab's question 11); prints each setting's mean over seeds and the setting chosen on
 validation, with its test accuracy reported apart (the lab's question 1).
@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from frameworks._cli_train import add_progress_argument, progress_enabled
+from frameworks._arch import ACTIVATIONS
+from frameworks._cli_train import _activations, _widths, add_progress_argument, config_from, progress_enabled
 from frameworks._config import INITS, TrainConfig
 from frameworks._data import load_dataset
 from frameworks._errors import KitError
@@ -27,6 +29,8 @@ from frameworks._sweep import SweepResult, sweep
 
 #: The axes the command line sweeps, their parsers.
 AXES = {"eta": float, "nh": int, "batch_size": int, "init": str}
+#: The options fixed for every run of the sweep (``train``'s).
+FIXED = ("hidden", "activation", "norm", "dropout", "optimizer", "schedule", "clip", "loss_reduction")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default="0-4", help="seeds, a range 0-9 or a list 0,3,7 (default 0-4)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs a run (default: the dataset's preset)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    fixed = parser.add_argument_group("fixed for every run", "as train's options (default: the lab's)")
+    fixed.add_argument("--hidden", type=_widths, metavar="W1,W2,...", help="hidden widths of a deeper network")
+    fixed.add_argument("--activation", type=_activations, metavar="NAME[,NAME...]",
+                       help=f"hidden activation(s): {', '.join(ACTIVATIONS)}")
+    fixed.add_argument("--norm", choices=("none", "layer"), help="layer: a LayerNorm after each hidden Linear")
+    fixed.add_argument("--dropout", type=float, help="dropout rate after each hidden activation")
+    fixed.add_argument("--optimizer", metavar="SPEC", help="e.g. adam or \"SGD(momentum=0.9)\" (default plain SGD)")
+    fixed.add_argument("--schedule", metavar="SPEC", help="e.g. \"StepLR(30, gamma=0.5)\" or cosine")
+    fixed.add_argument("--clip", metavar="SPEC", help="\"ClipGradNorm(1.0)\" or \"ClipGradValue(0.5)\"")
+    fixed.add_argument("--loss-reduction", choices=("mean", "sum"), help="the batch loss's reduction")
     parser.add_argument("--yes", action="store_true", help="confirm a grid of over 100,000 runs")
     parser.add_argument("--out", type=Path, default=Path("runs/sweep"), help="output folder (default runs/sweep)")
     add_progress_argument(parser)
@@ -82,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     grid, seeds = grid_of(args), seeds_of(args.seeds)
     dataset = load_dataset(args.dataset, validation=args.validation)
     base = TrainConfig.mnist() if args.dataset in ("digits", "mnist") else TrainConfig()
-    base = base.replace(dtype=args.dtype, **({"epochs": args.epochs} if args.epochs else {}))
+    base = config_from(argparse.Namespace(dataset=args.dataset, dtype=args.dtype, epochs=args.epochs,
+                                          **{name: getattr(args, name) for name in FIXED}), base)
     result = sweep(args.implementation, dataset, grid, seeds=seeds, config=base, confirm=args.yes,
                    progress=progress_enabled(args))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -120,7 +135,8 @@ def summary(result: SweepResult) -> str:
 
 
 def figures(result: SweepResult, out: Path) -> list[Path]:
-    """The heat map of the first two axes (or a bar of the one), and eta's validation-loss curves."""
+    """The heat maps of validation accuracy, a panel for each pair of swept axes (a bar-like row for one axis),
+    and eta's validation-loss curves."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -128,31 +144,15 @@ def figures(result: SweepResult, out: Path) -> list[Path]:
 
     written = []
     settings = result.by_setting()
-    first = sorted({s[0] for s in settings}, key=_order)
-    second = sorted({s[1] for s in settings}, key=_order) if len(result.axes) > 1 else [None]
-    mean = np.full((len(second), len(first)), np.nan)
-    spread = np.full_like(mean, np.nan)
-    cells: dict[tuple[int, int], list[float]] = {}  # a cell pools every setting of its two values (other axes too)
-    for setting, runs in settings.items():
-        i, j = second.index(setting[1] if len(setting) > 1 else None), first.index(setting[0])
-        cells.setdefault((i, j), []).extend(0.0 if r.diverged else r.final("val_acc") for r in runs)
-    for (i, j), accs in cells.items():
-        mean[i, j], spread[i, j] = np.mean(accs), np.std(accs)
-    fig, ax = plt.subplots(figsize=(1.2 * len(first) + 2, 0.8 * len(second) + 1.6))
-    image = ax.imshow(mean, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    for i in range(len(second)):
-        for j in range(len(first)):
-            ax.text(j, i, f"{mean[i, j]:.2f}\n±{spread[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
-    ax.set_xticks(range(len(first)), [str(v) for v in first])
-    ax.set_xlabel(result.axes[0])
-    ax.set_yticks(range(len(second)), [str(v) for v in second])
-    ax.set_ylabel(result.axes[1] if len(result.axes) > 1 else "")
-    pooled = f" (pooled over {', '.join(result.axes[2:])})" if len(result.axes) > 2 else ""
-    ax.set_title(f"{result.implementation}: mean validation accuracy over seeds{pooled}; diverged runs count 0",
+    pairs = list(itertools.combinations(range(len(result.axes)), 2)) or [(0, None)]
+    fig, axes = plt.subplots(1, len(pairs), figsize=(sum(_size(settings, p)[0] for p in pairs),
+                                                      max(_size(settings, p)[1] for p in pairs)), squeeze=False)
+    for ax, pair in zip(axes[0], pairs):
+        image = _heatmap(ax, result, settings, *pair)
+    fig.colorbar(image, ax=list(axes[0]))
+    fig.suptitle(f"{result.implementation}: mean validation accuracy over seeds (± spread); diverged runs count 0",
                  fontsize=9)
-    fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    fig.savefig(out / "heatmap.png", dpi=110)
+    fig.savefig(out / "heatmap.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     written.append(out / "heatmap.png")
     if "eta" in result.axes:
@@ -173,6 +173,39 @@ def figures(result: SweepResult, out: Path) -> list[Path]:
         plt.close(fig)
         written.append(out / "eta.png")
     return written
+
+
+def _values(settings: dict, k: int | None) -> list[Any]:
+    return [None] if k is None else sorted({s[k] for s in settings}, key=_order)
+
+
+def _size(settings: dict, pair: tuple[int, int | None]) -> tuple[float, float]:
+    return 1.2 * len(_values(settings, pair[0])) + 2, 0.8 * len(_values(settings, pair[1])) + 1.8
+
+
+def _heatmap(ax: Any, result: SweepResult, settings: dict, a: int, b: int | None) -> Any:
+    """Axis ``a`` across, ``b`` down; a cell pools every setting of its two values (the other axes too)."""
+    across, down = _values(settings, a), _values(settings, b)
+    cells: dict[tuple[int, int], list[float]] = {}
+    for setting, runs in settings.items():
+        i, j = down.index(None if b is None else setting[b]), across.index(setting[a])
+        cells.setdefault((i, j), []).extend(0.0 if r.diverged else r.final("val_acc") for r in runs)
+    mean = np.full((len(down), len(across)), np.nan)
+    spread = np.full_like(mean, np.nan)
+    for (i, j), accs in cells.items():
+        mean[i, j], spread[i, j] = np.mean(accs), np.std(accs)
+    image = ax.imshow(mean, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    for i in range(len(down)):
+        for j in range(len(across)):
+            ax.text(j, i, f"{mean[i, j]:.2f}\n±{spread[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
+    ax.set_xticks(range(len(across)), [str(v) for v in across])
+    ax.set_xlabel(result.axes[a])
+    ax.set_yticks(range(len(down)), [str(v) for v in down])
+    ax.set_ylabel("" if b is None else result.axes[b])
+    others = [axis for k, axis in enumerate(result.axes) if k not in (a, b)]
+    if others:
+        ax.set_title(f"pooled over {', '.join(others)}", fontsize=8)
+    return image
 
 
 def _order(value: Any) -> Any:

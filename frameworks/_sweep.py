@@ -17,8 +17,6 @@ the chosen setting's test accuracy apart.
 
 from __future__ import annotations
 
-import copy
-import functools
 import itertools
 import math
 import time
@@ -34,7 +32,6 @@ from frameworks._data import Dataset
 from frameworks._errors import KitError
 from frameworks._params import Params
 from frameworks._registry import get
-from frameworks._stage import place
 from frameworks._training import initial_params, metrics_of
 
 #: The fields whose values are data to a JAX program: runs that differ only in these share one vmapped group.
@@ -205,17 +202,9 @@ def _torch_vmapped(dataset: Dataset, configs: list[TrainConfig],
     from frameworks.torch_stages.sweep import vmapped
 
     stage = get("torch/nn").stage
-    orders = [BatchOrder(len(dataset.Xtrain), c.batch_size, seed=c.seed) for c in configs]
-    batches = np.stack([o.epochs(c.epochs) for o, c in zip(orders, configs)])
+    batches = _batches(len(dataset.Xtrain), configs)
     starts = [initial_params(stage, c, dataset.nx, dataset.ny) if params is None else params(c) for c in configs]
-    finals, metrics, diverged = vmapped(dataset, configs, starts, batches)
-    names = metrics_of(dataset)
-    runs = []
-    for i, c in enumerate(configs):
-        done = int(diverged[i]) - 1 if diverged[i] else c.epochs
-        history = {name: metrics[i, :done, k].tolist() for k, name in enumerate(names)}
-        runs.append(SweepRun(c, finals[i], history, int(diverged[i]) or None))
-    return runs
+    return _runs(dataset, configs, *vmapped(dataset, configs, starts, batches))
 
 
 def _alone(impl: Any, dataset: Dataset, config: TrainConfig,
@@ -230,103 +219,43 @@ def _alone(impl: Any, dataset: Dataset, config: TrainConfig,
 
 def _vmapped(impl: Any, dataset: Dataset, configs: list[TrainConfig],
              params: Callable[[TrainConfig], Params] | None = None, shard: bool = True) -> list[SweepRun]:
-    """One JAX program for runs that differ only in seed, eta and init: the fused run, vmapped over runs."""
-    import jax
-    import jax.numpy as jnp
+    """One JAX program for runs that differ only in seed, eta and init (``jax_stages/sweep.py``)."""
+    from frameworks.jax_stages import sweep_manual
+    from frameworks.jax_stages.sweep import vmapped
 
     stage, base = impl.stage, configs[0]
     if base.dropout and base.dropout_rng == "native":
         return [_alone(impl, dataset, c, params) for c in configs]
-    orders = [BatchOrder(len(dataset.Xtrain), c.batch_size, seed=c.seed) for c in configs]
-    spe = orders[0].batches_per_epoch
-    batches = np.stack([o.epochs(c.epochs) for o, c in zip(orders, configs)]).astype(np.int32)
+    batches = _batches(len(dataset.Xtrain), configs)
+    spe = batches.shape[2]
     masks = tuple(np.stack(m) for m in zip(*(dropout_masks(c.seed, range(c.epochs), spe, c.batch_size,
                                                            c.arch.hidden, c.dropout) for c in configs))) \
         if base.dropout else ()
     starts = [initial_params(stage, c, dataset.nx, dataset.ny) if params is None else params(c) for c in configs]
+    runs_last = impl.id == "jax/manual" and sweep_manual.supports(base, dataset.nx, dataset.ny)
+    finals, metrics, diverged = vmapped(stage, dataset, configs, starts, batches, masks, shard=shard,
+                                        runs_last=runs_last)
+    return _runs(dataset, configs, finals, metrics, diverged)
+
+
+def _batches(n: int, configs: list[TrainConfig]) -> np.ndarray:
+    """Every run's batch order (runs, epochs, batches, batch_size), int32: each seed's drawn once, as a single
+    ``train`` draws it (runs of one seed share their batches)."""
+    orders: dict[int, np.ndarray] = {}
+    for c in configs:
+        if c.seed not in orders:
+            orders[c.seed] = BatchOrder(n, c.batch_size, seed=c.seed).epochs(c.epochs).astype(np.int32)
+    return np.stack([orders[c.seed] for c in configs])
+
+
+def _runs(dataset: Dataset, configs: list[TrainConfig], finals: list[Params], metrics: np.ndarray,
+          diverged: np.ndarray) -> list[SweepRun]:
+    """The sweep's runs from a batched program's outputs: metrics (runs, epochs, metrics), each run's history
+    up to its last finite epoch."""
     names = metrics_of(dataset)
-    with place(stage, base, starts[0], *dataset.arrays) as placed:
-        stacked = _stack([stage.load(p, base, placed.device) for p in starts])
-        data = placed.data
-        etas = jnp.asarray([c.eta for c in configs], data[0].dtype)
-        runs_axis = (stacked, batches, masks, etas)
-        if shard:
-            runs_axis, data = _shard(runs_axis, data, placed.device.platform, len(configs))
-        program = _program(stage, base.replace(seed=0, eta=1.0, init="lab", epochs=1), spe)
-        last, diverged, metrics = program(*runs_axis, data)
-        diverged, metrics = np.asarray(diverged), np.asarray(metrics, dtype=np.float64)
-        runs = []
-        for i, c in enumerate(configs):
-            done = int(diverged[i]) - 1 if diverged[i] else c.epochs
-            history = {name: metrics[i, :done, k].tolist() for k, name in enumerate(names)}
-            final = stage.export(jax.tree.map(lambda x, i=i: x[i], last))
-            runs.append(SweepRun(c, final, history, int(diverged[i]) or None))
+    runs = []
+    for i, c in enumerate(configs):
+        done = int(diverged[i]) - 1 if diverged[i] else c.epochs
+        history = {name: metrics[i, :done, k].tolist() for k, name in enumerate(names)}
+        runs.append(SweepRun(c, finals[i], history, int(diverged[i]) or None))
     return runs
-
-
-def _shard(arrays: Any, data: Any, platform: str, runs: int) -> tuple[Any, Any]:
-    """The leading (runs) axis of every array split over the devices of ``platform`` JAX sees (as many as divide
-    the number of runs), the data replicated on each; one device: unchanged."""
-    import jax
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-    devices = jax.devices(platform)
-    count = max(k for k in range(1, len(devices) + 1) if runs % k == 0)
-    if count == 1:
-        return arrays, data
-    mesh = Mesh(np.array(devices[:count]), ("runs",))
-    split, copies = NamedSharding(mesh, PartitionSpec("runs")), NamedSharding(mesh, PartitionSpec())
-    return (jax.tree.map(lambda a: jax.device_put(a, split), arrays),
-            jax.tree.map(lambda a: jax.device_put(a, copies), data))
-
-
-def _stack(states: list[Any]) -> Any:
-    """The runs' states as one pytree with a leading runs axis, stacked on the host (one transfer a leaf, where
-    stacking 1000 device arrays leaf by leaf takes seconds)."""
-    import jax
-    import jax.numpy as jnp
-
-    leaves = [jax.tree.leaves(s) for s in states]
-    treedef = jax.tree.structure(states[0])
-    stacked = []
-    for column in zip(*leaves):
-        if jax.dtypes.issubdtype(column[0].dtype, jax.dtypes.prng_key):  # typed random keys stay on device
-            stacked.append(jnp.stack(column))
-        else:
-            stacked.append(jax.device_put(np.stack(jax.device_get(list(column))), column[0].sharding))
-    return jax.tree.unflatten(treedef, stacked)
-
-
-@functools.lru_cache(maxsize=16)
-def _program(stage: Any, base: TrainConfig, spe: int) -> Any:
-    """The jitted, vmapped whole run of ``stage`` under ``base`` (seed, eta, init and epochs are data): built once,
-    compiled once a shape, so a second sweep of the same shapes does not recompile."""
-    import jax
-    import jax.numpy as jnp
-
-    def one(state: Any, rows: jax.Array, keep: tuple, eta: jax.Array, data: tuple) -> tuple[Any, jax.Array,
-                                                                                            jax.Array]:
-        traced = copy.copy(base)
-        object.__setattr__(traced, "eta", eta)  # the learning rate as data: one program for every eta
-        step = stage.step(traced, spe) if base.schedule is not None else stage.step(traced)
-
-        def epoch(carry: Any, xs: Any) -> tuple[Any, jax.Array]:
-            state, last, diverged, e = carry
-            epoch_rows, epoch_keep = xs
-
-            def body(s: Any, x: Any) -> tuple[Any, None]:
-                r, k = x
-                return step(s, data[0][r], data[1][r], *((k,) if k else ())), None
-
-            state, _ = jax.lax.scan(body, state, (epoch_rows, epoch_keep))
-            metrics = jnp.stack([m for X, Y in zip(data[0::2], data[1::2]) for m in stage.evaluate(state, X, Y)])
-            fine = jnp.all(jnp.isfinite(metrics)) & (diverged == 0)
-            last = jax.tree.map(lambda a, b: jnp.where(fine, a, b), state, last)
-            diverged = jnp.where(~jnp.all(jnp.isfinite(metrics)) & (diverged == 0), e + 1, diverged)
-            return (state, last, diverged, e + 1), metrics
-
-        zero = jnp.zeros((), jnp.int32)
-        (_, last, diverged, _), metrics = jax.lax.scan(epoch, (state, state, zero, zero), (rows, keep))
-        return last, diverged, metrics
-
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None)))

@@ -45,9 +45,10 @@ def test_the_validation_split_is_stratified_fixed_and_apart(circles_val) -> None
 
 @pytest.mark.parametrize("impl_id", ["jax/manual", "jax/grad", "jax/flax", "jax/optax", "torch/nn", "torch/manual"])
 def test_a_swept_run_is_the_single_train_of_its_config(circles_val, impl_id: str) -> None:
-    """float64: every run of the sweep (etas and inits in one vmapped program on JAX, one torch.func vmap for the
-    PyTorch module stages, run by run for the others) equals the single train of its config, parameters and
-    history (measured: bit for bit on JAX, 9e-16 through torch.func)."""
+    """float64: every run of the sweep (etas and inits in one vmapped program on JAX, stage 1's runs-last program
+    for jax/manual, one torch.func vmap for the PyTorch module stages, run by run for the others) equals the single
+    train of its config, parameters and history (measured: bit for bit through vmap, 3e-15 runs last, 9e-16
+    through torch.func)."""
     base = frameworks.TrainConfig(epochs=10, dtype="float64")
     result = frameworks.sweep(impl_id, circles_val, {"eta": [0.01, 0.3], "init": ["lab", "he"]}, seeds=[0, 3],
                               config=base)
@@ -68,13 +69,33 @@ def test_float32_and_a_deeper_net_with_adam_and_dropout_sweep_alike(circles_val)
         assert max_relative_error(run.params, single("jax/optax", circles_val, run.config).params) <= 1e-5
 
 
+def test_jax_manual_sweeps_runs_last_a_deeper_net_too(circles_val, monkeypatch) -> None:
+    """jax/manual with the lab's SGD takes the runs-last program (``sweep_manual.py``), a deeper net with two
+    activations included: float64 runs within 1e-12 of their single train (measured 2e-15); with Adam it takes
+    the vmap of the fused run."""
+    from frameworks.jax_stages import sweep_manual
+
+    calls = []
+    monkeypatch.setattr(sweep_manual, "unstack", lambda p, f=sweep_manual.unstack: calls.append(1) or f(p))
+    base = frameworks.TrainConfig(epochs=10, dtype="float64", hidden=(8, 6), activation=("gelu", "relu"))
+    result = frameworks.sweep("jax/manual", circles_val, {"eta": [0.01, 0.3], "init": ["lab", "he"]}, seeds=[0],
+                              config=base)
+    assert calls == [1]
+    for run in result.runs:
+        assert max_relative_error(run.params, single("jax/manual", circles_val, run.config).params) <= 1e-12
+    frameworks.sweep("jax/manual", circles_val, {"eta": [0.01]}, config=base.replace(optimizer=optim.Adam()))
+    assert calls == [1]
+    assert not sweep_manual.supports(base.replace(hidden=(65,), activation="tanh"), 2, 2)  # wide: the vmap wins
+
+
 @pytest.mark.parametrize(("impl_id", "changes", "etas", "diverged"), [
     ("jax/grad", {"optimizer": optim.SGD(momentum=0.9)}, [0.03, 2e35], [None, None, 6, 4]),
+    ("jax/manual", {}, [0.03, 3e35], [None, None, None, 2]),
     ("torch/nn", {}, [0.03, 3e35], [None, None, None, 2]),
 ])
 def test_diverging_runs_are_marked_and_the_others_untouched(circles_val, impl_id, changes, etas, diverged) -> None:
     """float32: a huge eta overflows the logits at the stated epoch for some seeds, 0.03 trains; each run as alone
-    (jax/grad vmapped with momentum; torch/nn through torch.func)."""
+    (jax/grad vmapped with momentum; jax/manual runs last; torch/nn through torch.func)."""
     base = frameworks.TrainConfig(epochs=8, **changes)
     result = frameworks.sweep(impl_id, circles_val, {"eta": etas}, seeds=[0, 1], config=base)
     assert [run.diverged for run in result.runs] == diverged

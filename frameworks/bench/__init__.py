@@ -160,7 +160,7 @@ def _sweep_only(args: argparse.Namespace, epochs: int, threads: int) -> int:
     from frameworks.bench._sweeps import markdown as sweep_table
     from frameworks.bench._sweeps import time_sweeps
 
-    _progress(f"bench: a sweep of {args.sweep} runs, jax/grad vmapped, against torch/optim run by run")
+    _progress(f"bench: a sweep of {args.sweep} runs, jax/manual runs last and jax/grad vmapped, against torch")
     result = time_sweeps(args.sweep, epochs=epochs, loop_runs=2 if args.quick else 10, torch_threads=threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

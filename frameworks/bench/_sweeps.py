@@ -1,8 +1,9 @@
 """``bench --sweep N``: N whole runs of the lab's circles network at once, against PyTorch run by run.
 
 The grid is 10 seeds x (N / 20) learning rates x 2 inits (the lab's, He), 150 epochs of
-batch 10, float32, all of one shape: on JAX one vmapped program (``frameworks.sweep``),
-timed twice in one process (the first call compiles; the second is the steady state);
+batch 10, float32, all of one shape: on JAX ``jax/manual``'s runs-last program
+(``jax_stages/sweep_manual.py``) and ``jax/grad``'s ``vmap`` of its fused run, each timed twice
+in one process (the first call compiles; the second is the steady state);
 ``torch/nn`` trains them all at once through ``torch.func`` (``vmap(grad(...))``); ``torch/optim``
 trains the first ``loop_runs`` of the same configs one after the other and its time a run is
 extrapolated to N (said in the report).
@@ -42,31 +43,40 @@ def time_sweeps(runs: int, *, epochs: int = 150, loop_runs: int = 10, torch_thre
     start = time.perf_counter()
     func = sweep("torch/nn", dataset, grid, seeds=seeds, config=config)  # torch.func: vmap(grad) over the runs
     func_s = time.perf_counter() - start
-    start = time.perf_counter()
-    first = sweep("jax/grad", dataset, grid, seeds=seeds, config=config)
-    first_s = time.perf_counter() - start
-    start = time.perf_counter()
-    steady = sweep("jax/grad", dataset, grid, seeds=seeds, config=config)
-    steady_s = time.perf_counter() - start
-    return {"runs": len(steady.runs), "epochs": epochs, "groups": steady.groups, "jax_first_s": first_s,
-            "jax_steady_s": steady_s, "jax_per_run_ms": 1e3 * steady_s / len(steady.runs),
-            "compile_s": max(first_s - steady_s, 0.0), "torch_optim_per_run_ms": 1e3 * torch_per_run,
-            "torch_runs_timed": loop_runs, "torch_optim_projected_s": torch_per_run * len(steady.runs),
-            "speedup_vs_torch_optim_loop": torch_per_run * len(steady.runs) / steady_s,
-            "torch_func_s": func_s, "torch_func_runs": len(func.runs),
-            "first_call_runs": len(first.runs)}
+    timed: dict[str, Any] = {}
+    for impl in ("jax/manual", "jax/grad"):
+        for call in ("first", "steady"):
+            start = time.perf_counter()
+            done = sweep(impl, dataset, grid, seeds=seeds, config=config)
+            timed[f"{impl}_{call}_s"] = time.perf_counter() - start
+    runs = len(done.runs)
+    steady_s = timed["jax/manual_steady_s"]
+    return {"runs": runs, "epochs": epochs, "groups": done.groups, "jax_first_s": timed["jax/manual_first_s"],
+            "jax_steady_s": steady_s, "jax_per_run_ms": 1e3 * steady_s / runs,
+            "compile_s": max(timed["jax/manual_first_s"] - steady_s, 0.0),
+            "vmap_first_s": timed["jax/grad_first_s"], "vmap_steady_s": timed["jax/grad_steady_s"],
+            "torch_optim_per_run_ms": 1e3 * torch_per_run, "torch_runs_timed": loop_runs,
+            "torch_optim_projected_s": torch_per_run * runs,
+            "speedup_vs_torch_optim_loop": torch_per_run * runs / steady_s,
+            "torch_func_s": func_s, "torch_func_runs": len(func.runs)}
 
 
 def markdown(result: dict[str, Any]) -> str:
+    runs = result["runs"]
+
+    def row(name: str, seconds: float) -> str:
+        return f"| {name} | {seconds:.2f} s | {1e3 * seconds / runs:.2f} ms |"
+
     return "\n".join([
-        f"| {result['runs']} runs of circles ({result['epochs']} epochs) | time | a run |",
+        f"| {runs} runs of circles ({result['epochs']} epochs) | time | a run |",
         "|---|--:|--:|",
-        f"| jax/grad sweep, first call (compiles) | {result['jax_first_s']:.2f} s | "
-        f"{1e3 * result['jax_first_s'] / result['runs']:.2f} ms |",
-        f"| jax/grad sweep, steady state | {result['jax_steady_s']:.2f} s | {result['jax_per_run_ms']:.2f} ms |",
+        row("jax/manual sweep (runs last), first call (compiles)", result["jax_first_s"]),
+        row("jax/manual sweep (runs last), steady state", result["jax_steady_s"]),
+        row("jax/grad sweep (vmap of the fused run), first call", result["vmap_first_s"]),
+        row("jax/grad sweep (vmap of the fused run), steady state", result["vmap_steady_s"]),
         f"| torch/optim run by run (timed on {result['torch_runs_timed']}, projected) | "
         f"{result['torch_optim_projected_s']:.1f} s | {result['torch_optim_per_run_ms']:.1f} ms |",
-        f"| torch/nn through torch.func (vmap(grad) over the runs) | {result['torch_func_s']:.2f} s | "
-        f"{1e3 * result['torch_func_s'] / result['torch_func_runs']:.2f} ms |",
-        f"| jax/grad steady state against the torch/optim loop | **{result['speedup_vs_torch_optim_loop']:.0f}x** | |",
+        row("torch/nn through torch.func (vmap(grad) over the runs)", result["torch_func_s"]),
+        f"| jax/manual steady state against the torch/optim loop | **{result['speedup_vs_torch_optim_loop']:.0f}x**"
+        " | |",
     ])

@@ -55,7 +55,7 @@ def vmapped(dataset: Dataset, configs: list[TrainConfig], starts: list[Params], 
 
         gradients, evaluate = vmap(grad(loss)), vmap(metrics, in_dims=(0, None, None))
         etas = torch.tensor([c.eta for c in configs], dtype=backend.DTYPES[base.dtype], device=device)
-        rows = torch.as_tensor(batches, device=device)
+        rows = torch.as_tensor(batches, device=device).long()
         runs, epochs = rows.shape[:2]
         last = {n: p.clone() for n, p in params.items()}
         diverged = torch.zeros(runs, dtype=torch.int64)
