@@ -40,6 +40,9 @@ PRECISIONS = ("highest", "native")
 INITS = ("lab", "torch", "flax", "xavier", "he", "native")
 MODELS = ("lab", "double_softmax")
 DROPOUT_RNGS = ("kit", "native")
+#: Below this many hidden activations a batch (batch_size x the widest layer), PyTorch runs on one thread when
+#: ``torch_threads`` is None: its intra-op threads cost more than they save on such tiny products.
+SMALL_TORCH_WORK = 4096
 
 
 @dataclass(frozen=True)
@@ -98,11 +101,17 @@ class TrainConfig:
         replicated; PyTorch: start ``frameworks.torch_stages.ddp`` under
         ``torchrun`` instead). ``batch_size`` must be divisible by it.
       torch_threads: PyTorch's intra-op threads during the run (set inside the
-        kit's scope, restored after; JAX has no such knob). 1 by default: as
-        fast or faster for the lab's circles on an idle 2-core machine, and 1.5
-        to 4 times faster than 2 threads with one other busy process beside it;
-        2 threads are 1.4 to 1.6 times faster for MNIST-sized products on an
-        idle machine (README, "Speed").
+        kit's scope, restored after; JAX has no such knob). None, the default,
+        chooses by size: 1 thread when a batch's widest hidden activations hold
+        fewer than :data:`SMALL_TORCH_WORK` numbers (``batch_size`` x the widest
+        layer: the lab's circles), where one thread is as fast or faster on an idle
+        2-core machine and 1.5 to 4 times faster with one other busy process beside
+        it; otherwise the caller's own thread count (PyTorch's default: the cores),
+        1.5 times faster for MNIST-sized products (README, "Speed").
+      compile: PyTorch's opt-in ``torch.compile`` of the model (``nn.Module.compile``),
+        for the module stages ``torch/nn`` and ``torch/optim``; its compilation
+        (the first calls) is reported apart in ``TrainResult.compile_time``. JAX
+        always compiles (``jax.jit``), so the JAX stages refuse it.
     """
 
     nh: int = 10
@@ -126,12 +135,15 @@ class TrainConfig:
     model: Literal["lab", "double_softmax"] = "lab"
     fuse: bool = True
     devices: int = 1
-    torch_threads: int = 1
+    torch_threads: int | None = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         self._store_numpy_numbers_as_python()
         for name in ("nh", "batch_size", "epochs", "devices", "torch_threads"):
             value = getattr(self, name)
+            if name == "torch_threads" and value is None:  # chosen by size
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise KitError(f"TrainConfig.{name} must be a positive integer, got {value!r}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -159,8 +171,9 @@ class TrainConfig:
                 f"batch_size {self.batch_size} is not divisible by devices={self.devices}: each device must get "
                 "an equal share of every batch, so that the mean over shards is the mean over the batch."
             )
-        if not isinstance(self.fuse, bool):
-            raise KitError(f"TrainConfig.fuse must be True or False, got {self.fuse!r}.")
+        for name in ("fuse", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise KitError(f"TrainConfig.{name} must be True or False, got {getattr(self, name)!r}.")
         if self.dropout_rng not in DROPOUT_RNGS:
             raise unknown("TrainConfig.dropout_rng", self.dropout_rng, DROPOUT_RNGS)
         self.arch  # noqa: B018 -- validates hidden, activation, norm and dropout
@@ -175,6 +188,13 @@ class TrainConfig:
                 and isinstance(self.optimizer, Adagrad):
             raise KitError("OneCycleLR(cycle_momentum=True) cycles the momentum or beta1, which Adagrad has not "
                            "(PyTorch refuses it too): set cycle_momentum=False.")
+
+    def threads_for_torch(self, caller: int) -> int:
+        """PyTorch's intra-op threads for this run: ``torch_threads``, or by size when None (1 for the small
+        products of :data:`SMALL_TORCH_WORK`, else ``caller``'s count, the threads PyTorch had before the run)."""
+        if self.torch_threads is not None:
+            return self.torch_threads
+        return 1 if self.batch_size * max(self.arch.hidden) < SMALL_TORCH_WORK else caller
 
     @property
     def arch(self) -> Architecture:

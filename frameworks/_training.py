@@ -60,6 +60,12 @@ class TrainResult:
     history: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METRICS})
     wall_time: float = 0.0
     diverged: int | None = None
+    compile_time: float | None = 0.0
+
+    @property
+    def run_time(self) -> float | None:
+        """``wall_time`` less ``compile_time``: the run itself (None when the compilation was not measured)."""
+        return None if self.compile_time is None else self.wall_time - self.compile_time
 
     @property
     def epochs_done(self) -> int:
@@ -76,6 +82,7 @@ class TrainResult:
             "config": self.config.to_dict(),
             "history": self.history,
             "wall_time": self.wall_time,
+            "compile_time": self.compile_time,
             "diverged": self.diverged,
             "params": {name: value.tolist() for name, value in self.params.items()},
         }
@@ -95,7 +102,7 @@ def runner(stage: Stage, config: TrainConfig, placement: Any, *, metrics: bool =
 def _runner(stage: Stage, config: TrainConfig, placement: Any, metrics: bool, spe: int) -> Callable[..., Any]:
     step = stage.step(config, spe) if config.schedule is not None else stage.step(config)
     return stage.backend.epoch_runner(step, stage.evaluate if metrics else None, fuse=config.fuse,
-                                      placement=placement)
+                                      placement=placement, compile=config.compile)
 
 
 def fit(
@@ -128,6 +135,9 @@ def fit(
     stage = impl.stage
     if config.model != "lab" and not stage.has_model:
         raise KitError(f"model={config.model!r} needs a model object; {impl.id} has none. Use one of {MODULE_STAGES}.")
+    if config.compile and (impl.framework != "torch" or not stage.has_model):
+        raise KitError(f"compile=True is PyTorch's opt-in torch.compile of the model (torch/nn, torch/optim); "
+                       f"{impl.id} {'always compiles (jax.jit)' if impl.framework == 'jax' else 'has no model'}.")
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
             or checkpoint_every <= 0:
         raise KitError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}.")
@@ -213,6 +223,8 @@ def fit(
             masks = masks_of(range(result.epochs_done, result.epochs_done + chunk))
             chunk_start = copy.deepcopy(state)  # the optimizer's state too: a divergence is replayed from here
             state, metrics = run(state, data, batches, masks)
+            if result.compile_time is not None:
+                result.compile_time = None if run.compiled_in is None else result.compile_time + run.compiled_in
             finite = [all(math.isfinite(m) for m in epoch) for epoch in metrics]
             done = finite.index(False) if not all(finite) else chunk
             for epoch in metrics[:done]:
@@ -278,7 +290,8 @@ def _chunks(first: int, last: int, *, progress: bool, checkpoint_every: int | No
 
 def _check_resumable(resume: Checkpoint, config: TrainConfig) -> None:
     """A run resumes only under the config it was started with, up to its length and its placement."""
-    free = {"epochs": 1, "device": None, "devices": 1, "fuse": True, "torch_threads": 1}  # how far, where, how
+    free = {"epochs": 1, "device": None, "devices": 1, "fuse": True, "torch_threads": 1,
+            "compile": False}  # how far, where, how
     if resume.config.replace(**free) != config.replace(**free):
         diff = {k: (v, getattr(config, k)) for k, v in resume.config.to_dict().items()
                 if k not in free and getattr(config, k) != v}

@@ -10,6 +10,8 @@ config asks for the framework's native precision.
 from __future__ import annotations
 
 import contextlib
+import functools
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -53,6 +55,8 @@ def resolve_device(name: str | None, count: int = 1) -> jax.Device | NamedShardi
         seen = jax.devices() if name is None else jax.devices(_PLATFORMS[name])
     except (RuntimeError, KeyError):
         raise KitError(f"JAX sees no {name!r} device here; it sees {devices()}.") from None
+    if jax.process_count() > 1:  # several processes (jax.distributed): a mesh over every process's devices
+        return _global_placement(seen, count)
     if count == 1:
         return seen[0]
     if count > len(seen):
@@ -62,6 +66,33 @@ def resolve_device(name: str | None, count: int = 1) -> jax.Device | NamedShardi
         )
     mesh = Mesh(np.array(seen[:count]), ("data",))
     return NamedSharding(mesh, PartitionSpec())
+
+
+def _global_placement(seen: list[jax.Device], count: int) -> NamedSharding:
+    """A multi-process run's mesh: ``count // processes`` devices of each process, in process order, so
+    process ``p`` holds the ``p``-th contiguous share of every batch's rows."""
+    processes = jax.process_count()
+    if count % processes:
+        raise KitError(f"this run spans {processes} processes; devices={count} must be a multiple of it (each "
+                       f"process gives devices/{processes} of its own devices): pass --devices {processes} or a "
+                       "multiple.")
+    mine = [[d for d in seen if d.process_index == p][:count // processes] for p in range(processes)]
+    if min(map(len, mine)) < count // processes:
+        raise KitError(f"devices={count} over {processes} processes needs {count // processes} device(s) in each; "
+                       f"the fewest a process has is {min(map(len, mine))}.")
+    return NamedSharding(Mesh(np.array([d for ds in mine for d in ds]), ("data",)), PartitionSpec())
+
+
+def process_rows(a: np.ndarray, placement: jax.Device | NamedSharding | None) -> Any:
+    """Batch-shaped host data, ``(epochs, batches, batch_size, ...)``: unchanged in one process; in a
+    multi-process run, a global array built from this process's own rows of each batch (the columns its
+    devices hold: ``jax.make_array_from_process_local_data``)."""
+    if not isinstance(placement, NamedSharding) or placement.is_fully_addressable:
+        return a
+    sharding = NamedSharding(placement.mesh, PartitionSpec(None, None, "data"))
+    spans = [index[2] for index in sharding.addressable_devices_indices_map(a.shape).values() if index is not None]
+    lo, hi = min(s.start for s in spans), max(s.stop for s in spans)
+    return jax.make_array_from_process_local_data(sharding, a[:, :, lo:hi], a.shape)
 
 
 def batch_sharding(placement: jax.Device | NamedSharding) -> NamedSharding | None:
@@ -96,6 +127,14 @@ def jax_dtype(dtype: str) -> Any:
 
 def asarray(a: np.ndarray, dtype: str, device: jax.Device | NamedSharding) -> jax.Array:
     return jax.device_put(np.asarray(a, dtype=jax_dtype(dtype)), device)
+
+
+def random_key(seed: int, device: jax.Device | NamedSharding | None) -> jax.Array:
+    """``jax.random.key(seed)`` on ``device``. A key array cannot be ``device_put`` on a multi-process
+    sharding, so there it is drawn by a jitted call whose output is placed on it."""
+    if isinstance(device, NamedSharding) and not device.is_fully_addressable:
+        return jax.jit(jax.random.key, static_argnums=0, out_shardings=device)(seed)
+    return jax.device_put(jax.random.key(seed), device)
 
 
 def shard_batch(x: jax.Array, placement: jax.Device | NamedSharding) -> jax.Array:
@@ -133,7 +172,7 @@ Evaluate = Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
 
 def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
-                 placement: jax.Device | NamedSharding | None = None) -> Callable:
+                 placement: jax.Device | NamedSharding | None = None, compile: bool = False) -> Callable:
     """``run(state, data, batches, masks=()) -> (state, metrics)``: epochs of the pure ``step`` in the shared
     batch order, ``batches`` shaped (epochs, batches_per_epoch, batch_size), with the kit's dropout
     ``masks`` (one bool array a hidden layer, (epochs, batches_per_epoch, batch_size, width); none
@@ -148,7 +187,12 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
     numbers, slower). On a data-parallel ``placement`` each batch is constrained to be split by
     rows over the mesh; the compiler partitions the step and inserts the all-reduce of the
     gradients (whose batch mean is then the mean over all shards).
+
+    The fused program is compiled ahead of time once for each shape of its arguments and kept: ``run.compiled_in``
+    holds the seconds the last call spent compiling (0.0 when it reused a program; None with ``fuse=False``,
+    whose steps jit as they go). ``compile`` is PyTorch's option (JAX always compiles).
     """
+    del compile
     rows_sharding = batch_sharding(placement) if placement is not None else None
 
     def batch(X: jax.Array, rows: jax.Array) -> jax.Array:
@@ -176,14 +220,29 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
             state, _ = jax.lax.scan(body, state, xs)
             return state, metrics_of(state, data)
 
-        @jax.jit
+        # several processes: the state and metrics come back replicated, readable in every process
+        multi = isinstance(placement, NamedSharding) and not placement.is_fully_addressable
+
+        @functools.partial(jax.jit, out_shardings=placement if multi else None)
         def fused(state: Any, data: tuple[jax.Array, ...], batches: jax.Array, masks: tuple) -> tuple[Any, Any]:
             return jax.lax.scan(lambda state, xs: epoch(state, data, xs), state, (batches, masks))
 
         def run(state: Any, data: tuple[jax.Array, ...], batches: np.ndarray, masks: tuple = ()) -> tuple[Any, Any]:
-            state, metrics = fused(state, data, np.asarray(batches, dtype=np.int32), tuple(masks))
+            args = (state, data, process_rows(np.asarray(batches, dtype=np.int32), placement),
+                    tuple(process_rows(m, placement) for m in masks))
+            leaves, tree = jax.tree.flatten(args)
+            key = (tree, tuple((x.shape, x.dtype, getattr(x, "weak_type", False), getattr(x, "sharding", None))
+                               for x in leaves))
+            run.compiled_in = 0.0  # type: ignore[attr-defined]
+            if key not in programs:  # compiled once a shape (lowering alone would retrace on every call)
+                start = time.perf_counter()
+                programs[key] = fused.lower(*args).compile()
+                run.compiled_in = time.perf_counter() - start  # type: ignore[attr-defined]
+            state, metrics = programs[key](*args)
             return state, to_host(metrics)
 
+        programs: dict[Any, Any] = {}
+        run.compiled_in = 0.0  # type: ignore[attr-defined]
         return run
 
     step_on_rows = jax.jit(lambda state, X, Y, rows, masks: step(state, batch(X, rows), batch(Y, rows),
@@ -199,6 +258,7 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
             metrics.append(jitted_metrics(state, data))
         return state, to_host(metrics)
 
+    run_stepwise.compiled_in = None  # type: ignore[attr-defined]
     return run_stepwise
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -44,7 +45,8 @@ def resolve_device(name: str | None, count: int = 1) -> torch.device:
 
 @contextlib.contextmanager
 def scope(config: TrainConfig) -> Iterator[None]:
-    """Run under the config's precision and ``torch_threads`` intra-op threads; both restored on exit.
+    """Run under the config's precision and intra-op threads (``TrainConfig.threads_for_torch``); both restored
+    on exit.
 
     ``precision="highest"`` turns TF32 off for float32 matrix products (PyTorch needs nothing
     for float64). Both settings are process-global in PyTorch (JAX's precision is
@@ -54,7 +56,7 @@ def scope(config: TrainConfig) -> Iterator[None]:
     before, threads = matmul.fp32_precision, torch.get_num_threads()
     if config.precision == "highest":
         matmul.fp32_precision = "ieee"
-    torch.set_num_threads(config.torch_threads)
+    torch.set_num_threads(config.threads_for_torch(threads))
     try:
         if config.dropout and config.dropout_rng == "native":  # nn.Dropout draws from the global generator:
             cuda = [torch.cuda.current_device()] if config.device == "gpu" and torch.cuda.is_available() else []
@@ -120,7 +122,7 @@ Evaluate = Callable[[Any, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch
 
 
 def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
-                 placement: torch.device | None = None) -> Callable:
+                 placement: torch.device | None = None, compile: bool = False) -> Callable:
     """``run(state, data, batches, masks=()) -> (state, metrics)``: epochs of ``step`` in the shared batch
     order, ``batches`` shaped (epochs, batches_per_epoch, batch_size), with the kit's dropout ``masks``
     (one bool array a hidden layer, (epochs, batches_per_epoch, batch_size, width)); after each epoch the loss
@@ -128,21 +130,39 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
     Ytest[, Xval, Yval]); ``metrics``, a list of 4 or 6 floats an epoch; None when
     ``evaluate`` is None, for timing the steps alone).
 
-    PyTorch runs eagerly, a step a batch (``fuse`` is JAX's; it changes nothing here).
+    PyTorch runs eagerly, a step a batch (``fuse`` is JAX's; it changes nothing here). With ``compile`` (the
+    model's forward under ``torch.compile``), ``run.compiled_in`` holds the seconds of the call's steps and
+    evaluations during which ``torch.compile`` made a new graph (their own compute included); 0.0 otherwise.
     """
     del fuse, placement
+
+    def timed(call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)``, its time added to ``run.compiled_in`` when torch.compile made a graph meanwhile."""
+        if not compile:
+            return call(*args)
+        from torch._dynamo.utils import counters
+
+        graphs, start = counters["stats"]["unique_graphs"], time.perf_counter()
+        out = call(*args)
+        if counters["stats"]["unique_graphs"] != graphs:
+            run.compiled_in += time.perf_counter() - start  # type: ignore[attr-defined]
+        return out
 
     def run(state: Any, data: tuple[torch.Tensor, ...], batches: np.ndarray, masks: tuple = ()) -> tuple[Any, Any]:
         Xtrain, Ytrain = data[:2]
         keep = [torch.as_tensor(m, device=Xtrain.device) for m in masks]
         metrics = []
+        run.compiled_in = 0.0  # type: ignore[attr-defined]
         for e, rows_of_epoch in enumerate(torch.as_tensor(batches, device=Xtrain.device)):
             for i, rows in enumerate(rows_of_epoch):
-                state = step(state, Xtrain[rows], Ytrain[rows], *((tuple(m[e, i] for m in keep),) if keep else ()))
+                kept = (tuple(m[e, i] for m in keep),) if keep else ()
+                state = timed(step, state, Xtrain[rows], Ytrain[rows], *kept)
             if evaluate is not None:
-                metrics.append([float(m) for X, Y in zip(data[0::2], data[1::2]) for m in evaluate(state, X, Y)])
+                metrics.append(timed(lambda state: [float(m) for X, Y in zip(data[0::2], data[1::2])
+                                                    for m in evaluate(state, X, Y)], state))
         return state, metrics if evaluate is not None else None
 
+    run.compiled_in = 0.0  # type: ignore[attr-defined]
     return run
 
 

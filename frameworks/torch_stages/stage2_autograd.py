@@ -89,6 +89,6 @@ def make_step(config: TrainConfig, steps_per_epoch: int = 1) -> Callable[..., Ne
 # ---------------------------------------------------------------------------------------------------------------
 # The kit's contract: what frameworks.get("torch/autograd") runs.
 
-STAGE = Stage(backend=backend, load=load, step=make_step, evaluate=torch.no_grad()(evaluate), gradients=gradients,
-              trace=torch.no_grad()(trace), export=export, save_optimizer=save_optimizer,
+STAGE = Stage(backend=backend, load=load, step=make_step, evaluate=torch.inference_mode()(evaluate),
+              gradients=gradients, trace=torch.no_grad()(trace), export=export, save_optimizer=save_optimizer,
               restore_optimizer=restore_optimizer, shares={"forward": "torch/manual"})

@@ -89,6 +89,8 @@ def load(params: Params, config: TrainConfig, device: torch.device | None = None
     """The kit's canonical parameters as the model, with the config's loss. With ``dropout_rng="native"``
     the model trains in training mode, each ``Dropout`` drawing its own masks from PyTorch's generator."""
     model = init_model(params, dtype=config.dtype, device=device, model=config.model, arch=config.arch)
+    if config.compile:
+        model.forward = torch.compile(model.forward, dynamic=False)  # opt-in: the forward and its backward compiled
     opt = optimizers.init_state(config, {n: p.detach() for n, p in model.named_parameters()})
     return State(model.train(config.dropout_rng == "native"), config.loss_reduction, config.arch, opt)
 
@@ -144,9 +146,9 @@ def make_step(config: TrainConfig, steps_per_epoch: int = 1) -> Callable[..., St
     return step
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(state: State, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean loss and accuracy of a whole set (in evaluation mode: no dropout)."""
+    """Mean loss and accuracy of a whole set (in evaluation mode: no dropout; no autograd bookkeeping)."""
     training = state.model.training
     try:
         return loss_accuracy(nn.CrossEntropyLoss(), state.model.eval()(X), Y)
