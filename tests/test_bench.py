@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import frameworks
 from frameworks import bench
 from frameworks.__main__ import main
 from frameworks._errors import KitError
@@ -108,3 +109,19 @@ def test_bench_sweep_times_the_vmapped_grid_against_the_torch_loop(tmp_path, cap
     out = capsys.readouterr().out
     assert "jax/manual sweep (runs last), steady state" in out and "jax/grad sweep (vmap" in out
     assert main(["bench", "--sweep", "30", "--quick", "--out", str(tmp_path)]) == 2  # not a multiple of 20
+
+
+def test_end_to_end_counts_the_products_and_times_whole_train_calls(tmp_path, capsys):
+    from frameworks.bench._end_to_end import flops
+
+    # the lab's circles run, counted by hand: 2-10-2, per training row 2(20+20) forward + 2(20+20) weight
+    # gradients + 2(20) for dL/dh; 200 rows trained and 400 evaluated (train and test) each of 150 epochs
+    assert flops(frameworks.TrainConfig(), 2, 2, train_rows=200, eval_rows=400) == 150 * (200 * 200 + 400 * 80)
+    assert main(["bench", "--end-to-end", "--quick", "--only", "jax/grad", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "bench_end_to_end.json").read_text())["end_to_end"]
+    assert list(report["workloads"]) == ["circles", "mnist-size", "full-mnist-size"]
+    for workload in report["workloads"].values():
+        assert list(workload["rows"]) == ["torch/optim", "jax/grad"]  # PyTorch first; torch/optim the baseline
+        assert workload["rows"]["jax/grad"]["compile_s"] >= 0 and workload["rows"]["torch/optim"]["compile_s"] == 0
+    assert "projected_100_epochs_s" in report["workloads"]["full-mnist-size"]["rows"]["jax/grad"]
+    assert "| jax/grad |" in capsys.readouterr().out

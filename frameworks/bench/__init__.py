@@ -89,6 +89,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="PyTorch's intra-op threads inside the PyTorch rows (default: the kit's, 1; recorded in bench.json)",
     )
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="time whole train calls (first and later, compile apart) on circles, an MNIST-size "
+                             "sample and one full-MNIST-size epoch, against the measured matmul peak")
     parser.add_argument("--sweep", type=int, default=None, metavar="N",
                         help="time a sweep of N circles runs at once (jax/grad, vmapped) against torch/optim run by "
                              "run, instead of the rows (N a multiple of 20; the issue's figure: 1000)")
@@ -112,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
             raise KitError(f"{name} must be a positive integer, got {value}.")
     if args.sweep is not None:
         return _sweep_only(args, epochs, threads)
+    if args.end_to_end:
+        return _end_to_end_only(args)
     names = selected(args.only)
     rows_to_time, skipped = on_device(variants(names), args.device)
     plan = workloads(quick=args.quick, epochs=epochs, torch_threads=threads)
@@ -151,6 +156,24 @@ def run(args: argparse.Namespace) -> int:
     json_path, png_path = write(report, out)
     print(markdown(report))
     _progress(f"bench: wrote {json_path} and {png_path}")
+    return 0
+
+
+def _end_to_end_only(args: argparse.Namespace) -> int:
+    import json
+
+    from frameworks.bench._end_to_end import markdown as end_to_end_table
+    from frameworks.bench._end_to_end import time_end_to_end
+
+    _progress("bench: whole train calls, every implementation, circles, MNIST-size and a full-MNIST-size epoch")
+    result = time_end_to_end(quick=args.quick, later=1 if args.quick else 2, progress=_progress,
+                             only=selected(args.only) if args.only else None)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_end_to_end.json").write_text(json.dumps({"machine": machine_info(args.device, {"torch", "jax"}),
+                                                           "end_to_end": result}, indent=1))
+    print(end_to_end_table(result))
+    _progress(f"bench: wrote {out / 'bench_end_to_end.json'}")
     return 0
 
 
