@@ -29,7 +29,12 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="circles", help="circles, digits, mnist, or a .mat/.npz path "
                         "(default circles)")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="for --dataset mnist only: the IDX folder or mnist.mat (no default)")
+                        help="for --dataset mnist only: the IDX folder or mnist.mat (default: the cache folder, "
+                             "$KIT_DATA/mnist or the platform's user cache dir)")
+    parser.add_argument("--download", action="store_true",
+                        help="for --dataset mnist only: fetch the four IDX archives into --data-dir (or the cache "
+                             "folder) first, each checked against its published MD5; mirrors: $KIT_MNIST_MIRRORS "
+                             "(comma-separated base URLs) or torchvision's (default: no download)")
     parser.add_argument("--validation", type=float, default=0.0, metavar="FRACTION",
                         help="hold out this fraction of the training rows as a validation split (stratified, "
                              "fixed); the history gains val_loss and val_acc (default 0: the lab trains on all)")
@@ -130,11 +135,20 @@ def config_from(args: argparse.Namespace, base: TrainConfig | None = None) -> Tr
 
 
 def dataset_from(args: argparse.Namespace) -> Dataset:
-    """The dataset of ``--dataset`` (and ``--data-dir``, which only ``--dataset mnist`` takes)."""
+    """The dataset of ``--dataset`` (and ``--data-dir`` and ``--download``, which only ``--dataset mnist`` takes)."""
     if args.data_dir is not None and args.dataset != "mnist":
         raise KitError(f"--data-dir is for --dataset mnist only; --dataset {args.dataset} takes none "
                        "(a .mat or .npz file is given as --dataset PATH).")
-    return load_dataset(args.dataset, path=args.data_dir, validation=getattr(args, "validation", 0.0))
+    path = args.data_dir
+    if getattr(args, "download", False):
+        if args.dataset != "mnist":
+            raise KitError(f"--download is for --dataset mnist only; --dataset {args.dataset} needs no download.")
+        if path is not None and path.suffix == ".mat":
+            raise KitError(f"--download fetches the four IDX archives into a folder; --data-dir {path} is a .mat file.")
+        from frameworks._download import download_mnist
+
+        path = download_mnist(path, progress=progress_enabled(args) if hasattr(args, "progress") else None)
+    return load_dataset(args.dataset, path=path, validation=getattr(args, "validation", 0.0))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -98,30 +98,38 @@ def with_validation(dataset: Dataset, fraction: float, *, seed: int = VALIDATION
                    dataset.Xtrain[val], dataset.Ytrain[val])
 
 
-def load_dataset(name_or_path: str | Path, *, path: str | Path | None = None, validation: float = 0.0) -> Dataset:
+def load_dataset(name_or_path: str | Path, *, path: str | Path | None = None, validation: float = 0.0,
+                 download: bool = False) -> Dataset:
     """Load a dataset by name or from a file.
 
     Args:
       name_or_path: ``"circles"`` (the kit's own 2-D data, shipped in
         ``shared_data/``), ``"digits"`` (scikit-learn's 8x8 handwritten digits,
         a fixed split of 1438 train and 359 test images), ``"mnist"`` (the IDX files or the
-        lab's ``mnist.mat`` under ``path``), or the path of a ``.mat`` or
+        lab's ``mnist.mat`` under ``path``, else the four ``.gz`` files in the cache folder:
+        ``$KIT_DATA/mnist`` or the platform's user cache dir), or the path of a ``.mat`` or
         ``.npz`` file with keys ``Xtrain, Ytrain, Xtest, Ytest`` (labels one-hot
         or integer class ids).
-      path: for ``"mnist"``: the folder of the four IDX files or a ``.mat`` file.
+      path: for ``"mnist"``: the folder of the four IDX files or a ``.mat`` file (default: the cache folder).
       validation: a fraction of the training rows to hold out as a validation split (stratified, fixed by
         ``frameworks._data.VALIDATION_SEED``); 0, the default, keeps them all for training, as the lab does.
+      download: for ``"mnist"``, as torchvision's ``download=True``: fetch the four archives into ``path``
+        (default: the cache folder) from the mirrors (``KIT_MNIST_MIRRORS`` or torchvision's), each checked
+        against its published MD5; files already there and intact are kept. Without it nothing is fetched,
+        and absent files are an error that says where to put them.
 
     Raises:
       KitError: unknown name, a name that is not a string or path, ``path``
-        given for another dataset than ``"mnist"``, missing, unreadable or
+        or ``download`` given for another dataset than ``"mnist"``, a failed download, missing, unreadable or
         corrupted file, arrays of the wrong shape, labels that are not
         one-hot, NaN or infinite values.
     """
     if validation:
-        return with_validation(load_dataset(name_or_path, path=path), validation)
+        return with_validation(load_dataset(name_or_path, path=path, download=download), validation)
     _check_name_and_path(name_or_path, path)
     name = str(name_or_path)
+    if download and name != "mnist":
+        raise KitError(f"load_dataset: download=True is for 'mnist' only; {name!r} is shipped or read from a file.")
     if name == "circles":
         return from_arrays(_read_arrays(shipped_file("circles.npz")), name="circles")
     if name == "digits":
@@ -131,9 +139,7 @@ def load_dataset(name_or_path: str | Path, *, path: str | Path | None = None, va
     if name == "mnist":
         from frameworks._mnist import load_mnist
 
-        if path is None:
-            raise KitError("load_dataset('mnist') needs path=: the folder of the four IDX files or an mnist.mat file.")
-        return load_mnist(path)
+        return load_mnist(path, download=download)
     file = Path(name_or_path)
     if file.suffix in (".mat", ".npz"):
         if not file.is_file():

@@ -1,6 +1,8 @@
 """Handwritten digits: MNIST (IDX files or the lab's ``mnist.mat``) and scikit-learn's 8x8 digits.
 
-Only NumPy is imported here; ``gzip``, SciPy and scikit-learn are imported by
+MNIST is read from the folder or file the caller names, else from the kit's cache folder
+(``frameworks._download.mnist_dir()``), and downloaded there only when asked (``download=True``), as
+torchvision does. Only NumPy is imported here; ``gzip``, SciPy and scikit-learn are imported by
 the functions that need them. Every failure is a :class:`KitError` that names
 the file and says what was expected.
 """
@@ -32,7 +34,7 @@ DIGITS_SEED = 0
 DIGITS_TRAIN_FRACTION = 0.8
 
 
-def load_mnist(path: str | Path) -> Dataset:
+def load_mnist(path: str | Path | None = None, *, download: bool = False) -> Dataset:
     """MNIST from a folder of IDX files or from a ``.mat`` file in the lab's layout.
 
     Args:
@@ -41,7 +43,11 @@ def load_mnist(path: str | Path) -> Dataset:
         ``t10k-labels-idx1-ubyte`` (each may be gzipped, ``<name>.gz``, and the
         dotted spelling ``train-images.idx3-ubyte`` is accepted too), or a
         ``.mat`` file with keys ``Xtrain, Ytrain, Xtest, Ytest`` like the lab's
-        ``mnist.mat``.
+        ``mnist.mat``. None: the cache folder, ``$KIT_DATA/mnist`` or the
+        platform's user cache dir (``frameworks._download.mnist_dir()``).
+      download: fetch the four ``.gz`` archives into the folder first (each
+        checked against its published MD5; intact files are kept), as
+        torchvision's ``MNIST(root, download=True)``.
 
     Returns:
       The ``"mnist"`` :class:`Dataset`: each image flattened row by row to
@@ -51,9 +57,23 @@ def load_mnist(path: str | Path) -> Dataset:
       already hold them in [0, 1]).
 
     Raises:
-      KitError: missing folder or file, bad magic number, truncated or corrupt
-        (gzip) file, label and image counts that differ, labels outside 0..9.
+      KitError: missing folder or file (in the cache folder: with where to put
+        the files and how to download them), a failed download, bad magic
+        number, truncated or corrupt (gzip) file, label and image counts that
+        differ, labels outside 0..9.
     """
+    if download:
+        from frameworks._download import download_mnist
+
+        if path is not None and Path(path).suffix == ".mat":
+            raise KitError(f"download=True fetches the four IDX archives into a folder; {path} is a .mat file.")
+        path = download_mnist(path)
+    elif path is None:
+        from frameworks._download import missing_error, mnist_dir
+
+        path = mnist_dir()
+        if not path.is_dir() or _missing_idx_files(path):
+            raise missing_error(path)
     path = Path(path)
     if path.suffix == ".mat":
         return _load_mat(path)
@@ -138,13 +158,22 @@ def _load_idx_folder(folder: Path) -> Dataset:
     return from_arrays(arrays, name="mnist")
 
 
+def _idx_candidates(folder: Path, name: str) -> list[Path]:
+    """The files of ``folder`` that hold IDX file ``name``, in each accepted spelling (a ``.part`` is none)."""
+    spellings = (name, name.replace("-idx", ".idx"))
+    return [file for spelling in spellings for gz in ("", ".gz") if (file := folder / (spelling + gz)).is_file()]
+
+
+def _missing_idx_files(folder: Path) -> list[str]:
+    """The IDX files absent from ``folder`` under every accepted spelling."""
+    return [name for name in IDX_FILES.values() if not _idx_candidates(folder, name)]
+
+
 def _find_idx_files(folder: Path) -> dict[str, Path]:
     """The path of each IDX file in ``folder``, whichever accepted spelling it has."""
     found, missing = {}, []
     for key, name in IDX_FILES.items():
-        spellings = (name, name.replace("-idx", ".idx"))
-        candidates = [folder / (spelling + gz) for spelling in spellings for gz in ("", ".gz")]
-        present = [file for file in candidates if file.is_file()]
+        present = _idx_candidates(folder, name)
         if present:
             found[key] = present[0]
         else:

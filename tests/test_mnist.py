@@ -154,9 +154,45 @@ def test_missing_one_file(tmp_path, mnist_arrays):
         load_dataset("mnist", path=folder)
 
 
-def test_mnist_needs_path():
-    with pytest.raises(KitError, match="needs path="):
+def test_mnist_without_path_reads_the_cache_folder(tmp_path, mnist_arrays, monkeypatch):
+    """No path: ``$KIT_DATA/mnist``; absent files are an error that says where to put them and how to download."""
+    monkeypatch.setenv("KIT_DATA", str(tmp_path))
+    with pytest.raises(KitError, match=rf"MNIST is not in {tmp_path / 'mnist'}: download it with "
+                                       r"load_dataset\('mnist', download=True\) or the CLI's --download"):
         load_dataset("mnist")
+    folder = write_mnist(tmp_path / "mnist", mnist_arrays, gz=True)
+    (folder / (NAMES["test_labels"] + ".gz")).rename(folder / (NAMES["test_labels"] + ".gz.part"))
+    with pytest.raises(KitError, match="MNIST is not in"):  # a half-downloaded .part is never taken for the file
+        load_dataset("mnist")
+    (folder / (NAMES["test_labels"] + ".gz.part")).rename(folder / (NAMES["test_labels"] + ".gz"))
+    check_matches(load_dataset("mnist"), mnist_arrays)
+
+
+# The lab's published MNIST test accuracy after 100 epochs at its settings (nh=100, batch 100, eta 0.03).
+LAB_MNIST_ACC = 0.953
+
+
+def real_mnist_dir() -> Path | None:
+    """The cache folder when it holds the four original archives (their published MD5s), else None."""
+    from frameworks import _download
+
+    folder = _download.mnist_dir()
+    files = [folder / name for name in _download.CHECKSUMS]
+    if all(f.is_file() for f in files) and all(_download.md5(f) == _download.CHECKSUMS[f.name] for f in files):
+        return folder
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(real_mnist_dir() is None, reason="the original MNIST archives are not in the cache folder "
+                    "($KIT_DATA/mnist or the user cache dir); fetch them with "
+                    "`python -m frameworks train jax/optax --dataset mnist --download`")
+def test_full_mnist_at_the_labs_settings():
+    """Full MNIST, the lab's settings, 100 epochs: the kit's jax/optax against the lab's published 0.953."""
+    data = load_dataset("mnist")
+    assert (data.Xtrain.shape, data.Xtest.shape) == ((60000, 784), (10000, 784))
+    run = frameworks.get("jax/optax").train(data, frameworks.TrainConfig.mnist())
+    assert run.history["test_acc"][-1] >= LAB_MNIST_ACC - 0.01
 
 
 @needs_sklearn
