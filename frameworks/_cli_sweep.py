@@ -144,7 +144,7 @@ def figures(result: SweepResult, out: Path) -> list[Path]:
 
     written = []
     settings = result.by_setting()
-    pairs = list(itertools.combinations(range(len(result.axes)), 2)) or [(0, None)]
+    pairs: list[tuple[int, int | None]] = [*itertools.combinations(range(len(result.axes)), 2)] or [(0, None)]
     fig, axes = plt.subplots(1, len(pairs), figsize=(sum(_size(settings, p)[0] for p in pairs),
                                                       max(_size(settings, p)[1] for p in pairs)), squeeze=False)
     for ax, pair in zip(axes[0], pairs):

@@ -66,7 +66,7 @@ class Backend(Protocol):
                     ) -> Params: ...
 
     def epoch_runner(self, step: Callable[..., Any], evaluate: Callable[..., Any] | None, *, fuse: bool,
-                     placement: Any = None) -> Callable[..., tuple[Any, Any]]: ...
+                     placement: Any = None, compile: bool = False) -> Callable[..., tuple[Any, Any]]: ...
 
     def wait(self, state: Any) -> Any: ...
 
@@ -81,8 +81,9 @@ class Stage:
     ``TrainConfig(model="double_softmax")`` applies to). ``save_optimizer(state)`` and
     ``restore_optimizer(state, saved)``: the optimizer's state (another than the lab's SGD) in the
     canonical layout, ``{"step": updates done, "buffers": {PyTorch's buffer name: canonical params}}``,
-    for checkpoints (None: this stage's runs checkpoint the lab's SGD only). Stages compare (and hash)
-    by identity.
+    for checkpoints (None: this stage's runs checkpoint the lab's SGD only). ``runner(config, fallback)``:
+    the stage's own epoch runner for the configs it supports (``fallback``, the backend's runner of
+    its step, otherwise), with the backend runner's contract. Stages compare (and hash) by identity.
     """
 
     backend: Backend
@@ -96,6 +97,7 @@ class Stage:
     has_model: bool = False
     save_optimizer: Callable[[Any], dict | None] | None = None
     restore_optimizer: Callable[[Any, dict], Any] | None = None
+    runner: Callable[[TrainConfig, Callable[..., Any]], Callable[..., Any]] | None = None
 
     def __post_init__(self) -> None:
         for name in ("load", "step", "evaluate", "gradients", "trace", "export"):

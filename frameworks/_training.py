@@ -101,8 +101,9 @@ def runner(stage: Stage, config: TrainConfig, placement: Any, *, metrics: bool =
 @functools.lru_cache(maxsize=64)
 def _runner(stage: Stage, config: TrainConfig, placement: Any, metrics: bool, spe: int) -> Callable[..., Any]:
     step = stage.step(config, spe) if config.schedule is not None else stage.step(config)
-    return stage.backend.epoch_runner(step, stage.evaluate if metrics else None, fuse=config.fuse,
-                                      placement=placement, compile=config.compile)
+    run = stage.backend.epoch_runner(step, stage.evaluate if metrics else None, fuse=config.fuse,
+                                     placement=placement, compile=config.compile)
+    return run if stage.runner is None or not metrics else stage.runner(config, run)
 
 
 def fit(
@@ -224,7 +225,8 @@ def fit(
             chunk_start = copy.deepcopy(state)  # the optimizer's state too: a divergence is replayed from here
             state, metrics = run(state, data, batches, masks)
             if result.compile_time is not None:
-                result.compile_time = None if run.compiled_in is None else result.compile_time + run.compiled_in
+                compiled = run.compiled_in  # type: ignore[attr-defined]  # the runner's seconds compiling
+                result.compile_time = None if compiled is None else result.compile_time + compiled
             finite = [all(math.isfinite(m) for m in epoch) for epoch in metrics]
             done = finite.index(False) if not all(finite) else chunk
             for epoch in metrics[:done]:

@@ -13,8 +13,8 @@ from frameworks.tolerances import max_relative_error
 @pytest.mark.parametrize("impl_id", ["jax/manual", "jax/optax"])
 def test_a_second_train_of_the_same_shapes_does_not_compile(circles, impl_id: str) -> None:
     """A shape no other test trains (nh 13, batch 8): the first call compiles, the second (another seed, the same
-    shapes and settings) reuses the program; compile and run times add up to the wall time. (eta is part of the
-    program: another eta compiles again; ``sweep`` makes it data.)"""
+    shapes and settings) reuses the program; compile and run times add up to the wall time. (eta is part of most
+    stages' programs: another eta compiles again, except in jax/manual's runs-last program, where it is data.)"""
     config = frameworks.TrainConfig(nh=13, batch_size=8, epochs=3)
     first = frameworks.get(impl_id).train(circles, config)
     second = frameworks.get(impl_id).train(circles, config.replace(seed=1, init="he"))

@@ -126,7 +126,11 @@ def jax_dtype(dtype: str) -> Any:
 
 
 def asarray(a: np.ndarray, dtype: str, device: jax.Device | NamedSharding) -> jax.Array:
-    return jax.device_put(np.asarray(a, dtype=jax_dtype(dtype)), device)
+    try:
+        return jax.device_put(np.asarray(a, dtype=jax_dtype(dtype)), device)
+    except AssertionError:  # several processes: JAX checks that each passed the same array
+        raise KitError(f"the processes hold different values for an array of shape {np.shape(a)}: every process "
+                       "must run the same command (options, seed) on the same data.") from None
 
 
 def random_key(seed: int, device: jax.Device | NamedSharding | None) -> jax.Array:
@@ -228,20 +232,12 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
             return jax.lax.scan(lambda state, xs: epoch(state, data, xs), state, (batches, masks))
 
         def run(state: Any, data: tuple[jax.Array, ...], batches: np.ndarray, masks: tuple = ()) -> tuple[Any, Any]:
-            args = (state, data, process_rows(np.asarray(batches, dtype=np.int32), placement),
-                    tuple(process_rows(m, placement) for m in masks))
-            leaves, tree = jax.tree.flatten(args)
-            key = (tree, tuple((x.shape, x.dtype, getattr(x, "weak_type", False), getattr(x, "sharding", None))
-                               for x in leaves))
-            run.compiled_in = 0.0  # type: ignore[attr-defined]
-            if key not in programs:  # compiled once a shape (lowering alone would retrace on every call)
-                start = time.perf_counter()
-                programs[key] = fused.lower(*args).compile()
-                run.compiled_in = time.perf_counter() - start  # type: ignore[attr-defined]
-            state, metrics = programs[key](*args)
+            state, metrics = program(state, data, process_rows(np.asarray(batches, dtype=np.int32), placement),
+                                     tuple(process_rows(m, placement) for m in masks))
+            run.compiled_in = program.compiled_in  # type: ignore[attr-defined]
             return state, to_host(metrics)
 
-        programs: dict[Any, Any] = {}
+        program = AheadOfTime(fused)
         run.compiled_in = 0.0  # type: ignore[attr-defined]
         return run
 
@@ -260,6 +256,25 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
 
     run_stepwise.compiled_in = None  # type: ignore[attr-defined]
     return run_stepwise
+
+
+class AheadOfTime:
+    """``jitted``, compiled ahead of time once for each shape of its arguments and kept (``lower`` alone would
+    retrace on every call); ``compiled_in`` holds the seconds the last call spent compiling (0.0: reused)."""
+
+    def __init__(self, jitted: Any, **static: Any) -> None:
+        self.jitted, self.static, self.programs, self.compiled_in = jitted, static, dict[Any, Any](), 0.0
+
+    def __call__(self, *args: Any) -> Any:
+        leaves, tree = jax.tree.flatten(args)
+        key = (tree, tuple((np.shape(x), x.dtype, getattr(x, "weak_type", False), getattr(x, "sharding", None))
+                           for x in leaves))
+        self.compiled_in = 0.0
+        if key not in self.programs:
+            start = time.perf_counter()
+            self.programs[key] = self.jitted.lower(*args, **self.static).compile()
+            self.compiled_in = time.perf_counter() - start
+        return self.programs[key](*args)
 
 
 def wait(state: Any) -> Any:

@@ -3,7 +3,9 @@
 The twin of ``torch_stages/stage1_manual.py``, line for line: ``torch`` becomes
 ``jnp``, ``dim`` becomes ``axis``. No ``jax.grad`` anywhere: every gradient is
 derived on paper. The training step is pure (it returns new arrays), so the kit
-jits it and runs a whole epoch as one ``lax.scan``.
+jits it and runs a whole epoch as one ``lax.scan``. (For the lab's small networks and
+its SGD, ``train`` runs this same math with the runs as the last axis, a sweep of one
+run, ``sweep_manual.py``: a few fused loops a step instead of a score of tiny operations.)
 
     htilde = X Wh^T + bh      h = tanh(htilde)
     ytilde = h Wy^T + by      Yhat = softmax(ytilde)
@@ -33,7 +35,7 @@ from frameworks._config import TrainConfig
 from frameworks._params import Params
 from frameworks._stage import Stage
 from frameworks.jax_stages import _backend as backend
-from frameworks.jax_stages import optimizers
+from frameworks.jax_stages import optimizers, sweep_manual
 from frameworks.jax_stages.layers import ACTIVATIONS, DERIVATIVES, dropout, layer_norm, layer_norm_backward
 
 
@@ -185,4 +187,5 @@ def restore_optimizer(net: Net, saved: dict) -> Net:
 # The kit's contract: what frameworks.get("jax/manual") runs.
 
 STAGE = Stage(backend=backend, load=load, step=make_step, evaluate=evaluate, gradients=gradients, trace=trace,
-              export=export, save_optimizer=save_optimizer, restore_optimizer=restore_optimizer)
+              export=export, save_optimizer=save_optimizer, restore_optimizer=restore_optimizer,
+              runner=sweep_manual.runner)  # small networks, the lab's SGD: this math, runs last (a sweep of one)
