@@ -40,9 +40,9 @@ PRECISIONS = ("highest", "native")
 INITS = ("lab", "torch", "flax", "xavier", "he", "native")
 MODELS = ("lab", "double_softmax")
 DROPOUT_RNGS = ("kit", "native")
-#: Below this many hidden activations a batch (batch_size x the widest layer), PyTorch runs on one thread when
-#: ``torch_threads`` is None: its intra-op threads cost more than they save on such tiny products.
-SMALL_TORCH_WORK = 4096
+#: Below this many multiply-adds in a batch's first product (batch_size x inputs x the first width), PyTorch runs
+#: on one thread when ``torch_threads`` is None: its intra-op threads cost more than they save on such products.
+SMALL_TORCH_WORK = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -102,12 +102,12 @@ class TrainConfig:
         ``torchrun`` instead). ``batch_size`` must be divisible by it.
       torch_threads: PyTorch's intra-op threads during the run (set inside the
         kit's scope, restored after; JAX has no such knob). None, the default,
-        chooses by size: 1 thread when a batch's widest hidden activations hold
-        fewer than :data:`SMALL_TORCH_WORK` numbers (``batch_size`` x the widest
-        layer: the lab's circles), where one thread is as fast or faster on an idle
-        2-core machine and 1.5 to 4 times faster with one other busy process beside
-        it; otherwise the caller's own thread count (PyTorch's default: the cores),
-        1.5 times faster for MNIST-sized products (README, "Speed").
+        chooses by size (:meth:`threads_for_torch`): 1 thread for products of fewer
+        than :data:`SMALL_TORCH_WORK` multiply-adds a batch (the lab's circles, the
+        digits), where one thread is as fast or faster on an idle 2-core machine and
+        1.5 to 4 times faster with one other busy process beside it; PyTorch's own
+        count for MNIST-sized products, 1.4 to 1.6 times faster on an idle machine
+        (and slower on a shared one: pass 1 there; README, "Speed").
       compile: PyTorch's opt-in ``torch.compile`` of the model (``nn.Module.compile``),
         for the module stages ``torch/nn`` and ``torch/optim``; its compilation
         (the first calls) is reported apart in ``TrainResult.compile_time``. JAX
@@ -189,12 +189,15 @@ class TrainConfig:
             raise KitError("OneCycleLR(cycle_momentum=True) cycles the momentum or beta1, which Adagrad has not "
                            "(PyTorch refuses it too): set cycle_momentum=False.")
 
-    def threads_for_torch(self, caller: int) -> int:
-        """PyTorch's intra-op threads for this run: ``torch_threads``, or by size when None (1 for the small
-        products of :data:`SMALL_TORCH_WORK`, else ``caller``'s count, the threads PyTorch had before the run)."""
+    def threads_for_torch(self, caller: int, features: int | None = None) -> int:
+        """PyTorch's intra-op threads for this run: ``torch_threads``; or, when None, by size: ``caller``'s count
+        (the threads PyTorch had before the run) when a batch's first product of ``features`` inputs has
+        :data:`SMALL_TORCH_WORK` multiply-adds or more (MNIST's 784 inputs), else 1 (the circles, the 8x8 digits,
+        or ``features`` unknown)."""
         if self.torch_threads is not None:
             return self.torch_threads
-        return 1 if self.batch_size * max(self.arch.hidden) < SMALL_TORCH_WORK else caller
+        big = features is not None and self.batch_size * features * self.arch.hidden[0] >= SMALL_TORCH_WORK
+        return caller if big else 1
 
     @property
     def arch(self) -> Architecture:

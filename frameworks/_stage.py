@@ -54,7 +54,8 @@ class Backend(Protocol):
 
     def resolve_device(self, name: str | None, count: int = 1) -> Any: ...
 
-    def scope(self, config: TrainConfig) -> contextlib.AbstractContextManager[None]: ...
+    def scope(self, config: TrainConfig, *, features: int | None = None) -> contextlib.AbstractContextManager[None]:
+        ...
 
     def asarray(self, a: np.ndarray, dtype: str, device: Any) -> Any: ...
 
@@ -133,7 +134,7 @@ def place(stage: Stage, config: TrainConfig, params: Params, *arrays: np.ndarray
     data-parallel placement; ``device`` overrides the resolved one (a DDP process's own GPU).
     Everything the scope set is restored on exit."""
     backend = stage.backend
-    with backend.scope(config):
+    with backend.scope(config, features=arrays[0].shape[1] if arrays else None):
         where = device if device is not None else backend.resolve_device(config.device, config.devices)
         data = tuple(backend.asarray(a, config.dtype, where) for a in arrays)
         if batch:

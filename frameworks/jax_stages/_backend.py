@@ -103,8 +103,9 @@ def batch_sharding(placement: jax.Device | NamedSharding) -> NamedSharding | Non
 
 
 @contextlib.contextmanager
-def scope(config: TrainConfig) -> Iterator[None]:
-    """x64 on exactly for float64 runs, and the config's matmul precision, restored on exit."""
+def scope(config: TrainConfig, *, features: int | None = None) -> Iterator[None]:
+    """x64 on exactly for float64 runs, and the config's matmul precision, restored on exit (``features``:
+    PyTorch's, for its threads)."""
     if config.dtype == "float64" and (config.device or jax.default_backend()) == "tpu":
         raise KitError("float64 is not supported on TPUs; use dtype='float32' or device='cpu'.")
     with contextlib.ExitStack() as stack:

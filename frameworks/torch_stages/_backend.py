@@ -44,9 +44,9 @@ def resolve_device(name: str | None, count: int = 1) -> torch.device:
 
 
 @contextlib.contextmanager
-def scope(config: TrainConfig) -> Iterator[None]:
-    """Run under the config's precision and intra-op threads (``TrainConfig.threads_for_torch``); both restored
-    on exit.
+def scope(config: TrainConfig, *, features: int | None = None) -> Iterator[None]:
+    """Run under the config's precision and intra-op threads (``TrainConfig.threads_for_torch``, by the size of
+    a batch of ``features`` inputs when the config leaves them to the kit); both restored on exit.
 
     ``precision="highest"`` turns TF32 off for float32 matrix products (PyTorch needs nothing
     for float64). Both settings are process-global in PyTorch (JAX's precision is
@@ -56,7 +56,7 @@ def scope(config: TrainConfig) -> Iterator[None]:
     before, threads = matmul.fp32_precision, torch.get_num_threads()
     if config.precision == "highest":
         matmul.fp32_precision = "ieee"
-    torch.set_num_threads(config.threads_for_torch(threads))
+    torch.set_num_threads(config.threads_for_torch(threads, features))
     try:
         if config.dropout and config.dropout_rng == "native":  # nn.Dropout draws from the global generator:
             cuda = [torch.cuda.current_device()] if config.device == "gpu" and torch.cuda.is_available() else []
