@@ -30,6 +30,7 @@ COMMANDS = {
     "bench": ("frameworks.bench", "time every implementation side by side"),
     "optimizers": ("frameworks.optim_traps", "each torch.optim setup's naive Optax port beside the exact one"),
     "sweep": ("frameworks._cli_sweep", "a grid of runs at once (vmapped on JAX), chosen on a validation split"),
+    "launch": ("frameworks._cli_launch", "a JAX train run over several processes or hosts (jax.distributed, gloo)"),
     "export": ("frameworks._cli_export", "a checkpoint out as a torch.save model, Orbax (Flax NNX) or safetensors"),
 }
 DESCRIPTION = "The kit's command line: train, compare, check and time the eight implementations of the lab's MLP."

@@ -25,6 +25,7 @@ import optax
 
 from frameworks import optim
 from frameworks._errors import KitError
+from frameworks._hyper import nonzero
 
 Schedule = Callable[[Any], Any]
 
@@ -75,11 +76,12 @@ def chain_parts(spec: optim.Optimizer, lr: float, schedule: optim.Schedule | Non
         parts.append(("clip_grad_norm*", clip_transform(clip)))
     elif clip is not None:
         parts.append(("clip", clip_transform(clip)))
-    decay = [("add_decayed_weights", optax.add_decayed_weights(spec.weight_decay))] if spec.weight_decay else []
+    decay = [("add_decayed_weights", optax.add_decayed_weights(spec.weight_decay))] if nonzero(spec.weight_decay) \
+        else []
     if isinstance(spec, optim.SGD):
         parts += decay
-        if spec.momentum or cycled:
-            if spec.dampening:  # custom: Optax's trace has no dampening
+        if nonzero(spec.momentum) or cycled:
+            if nonzero(spec.dampening):  # custom: Optax's trace has no dampening
                 parts.append(("torch_momentum*", torch_momentum(mu if cycled else spec.momentum, spec.dampening)))
             elif cycled:  # the momentum a schedule of the update count
                 parts.append(("inject_hyperparams(trace)", optax.inject_hyperparams(
@@ -106,7 +108,7 @@ def chain_parts(spec: optim.Optimizer, lr: float, schedule: optim.Schedule | Non
         parts.append((f"{name}(eps_in_sqrt=False)", scale(decay=spec.alpha, eps=spec.eps, eps_in_sqrt=False)))
         if cycled:
             parts.append(("inject_hyperparams(trace)", optax.inject_hyperparams(optax.trace)(decay=mu)))
-        elif spec.momentum:
+        elif nonzero(spec.momentum):
             parts.append(("trace", optax.trace(decay=spec.momentum)))
     elif isinstance(spec, optim.Adagrad):
         parts += decay
@@ -121,7 +123,7 @@ def schedule_name(schedule: optim.Schedule | None) -> str:
              optim.MultiStepLR: "piecewise_constant_schedule", optim.LinearLR: "linear_schedule per epoch",
              optim.CosineAnnealingLR: "periodic cosine*", optim.OneCycleLR: "torch_one_cycle*",
              optim.SequentialLR: "join_schedules"}
-    return "lr" if schedule is None else names[type(schedule)]
+    return "lr" if schedule is None else next(n for kind, n in names.items() if isinstance(schedule, kind))
 
 
 # Custom transformations: PyTorch's formula where Optax has none ----------------------------------------------------
@@ -228,11 +230,11 @@ def exact_schedule(schedule: optim.Schedule | None, lr: float, spe: int) -> floa
         return lr
     k = spe if schedule.interval == "epoch" else 1
     if isinstance(schedule, optim.StepLR):
-        return _real(optax.exponential_decay(lr, schedule.step_size * k, schedule.gamma, staircase=True))
+        return _real(_exponential_decay(lr, schedule.step_size * k, schedule.gamma))
     if isinstance(schedule, optim.ExponentialLR):
-        return _real(optax.exponential_decay(lr, k, schedule.gamma, staircase=True))
+        return _real(_exponential_decay(lr, k, schedule.gamma))
     if isinstance(schedule, optim.MultiStepLR):  # scaled from the update count equal to a boundary on
-        return _real(optax.piecewise_constant_schedule(lr, {m * k: schedule.gamma for m in schedule.milestones}))
+        return _real(_piecewise_constant(lr, [m * k for m in schedule.milestones], schedule.gamma))
     if isinstance(schedule, optim.LinearLR):
         linear = optax.linear_schedule(lr * schedule.start_factor, lr * schedule.end_factor, schedule.total_iters)
         return _real(lambda count: linear(count // k))
@@ -246,6 +248,30 @@ def exact_schedule(schedule: optim.Schedule | None, lr: float, spe: int) -> floa
         return optax.join_schedules([p if callable(p) else optax.constant_schedule(p) for p in parts],
                                     [m * k for m in schedule.milestones])
     raise KitError(f"not a schedule: {schedule!r}")
+
+
+def _exponential_decay(lr: Any, steps: int, gamma: Any) -> Schedule:
+    """``optax.exponential_decay(lr, steps, gamma, staircase=True)``. A sweep's traced gamma (``_hyper.py``)
+    cannot pass its Python checks (``gamma == 0``): Optax's formula then, written out."""
+    if isinstance(gamma, (int, float)):
+        return optax.exponential_decay(lr, steps, gamma, staircase=True)
+    return lambda count: jnp.where(count <= 0, lr, lr * jnp.power(gamma, jnp.floor(count / steps)))
+
+
+def _piecewise_constant(lr: Any, boundaries: list[int], gamma: Any) -> Schedule:
+    """``optax.piecewise_constant_schedule(lr, {b: gamma for b in boundaries})``; a traced gamma: Optax's
+    formula, written out (its check ``gamma >= 0`` is Python's)."""
+    if isinstance(gamma, (int, float)):
+        return optax.piecewise_constant_schedule(lr, {b: gamma for b in boundaries})
+
+    def schedule(count: Any) -> Any:
+        v = lr
+        for b in boundaries:
+            indicator = jnp.maximum(0.0, jnp.sign(b - count))
+            v = v * indicator + (1 - indicator) * gamma * v
+        return v
+
+    return schedule
 
 
 def _real(schedule: Schedule) -> Schedule:

@@ -2,13 +2,15 @@
 
 ``sweep(implementation, dataset, grid, seeds=...)`` trains every combination of the
 grid's values (a dict from config field to values) for every seed. On JAX, the runs
-whose programs agree (they differ only in seed, eta or init: the initial weights, the
-batch order and the learning rate are data) form one group, trained as one jitted
-``jax.vmap`` of the whole fused run; runs of other shapes (nh, batch size...) are other
-groups. Other implementations train run by run. Each run keeps its own init and batch
-order from its seed, exactly those of a single ``train`` with that config; a run whose
-loss becomes NaN or infinite is marked with its epoch and keeps its last finite epoch,
-without touching the others.
+whose programs agree (they differ only in seed, eta, init or the nonzero numbers of the
+optimizer, schedule and clipping: the initial weights, the batch order, the learning rate
+and the hyperparameters are data, ``_hyper.py``) form one group, trained as one jitted
+``jax.vmap`` of the whole fused run; runs of other shapes (nh, batch size, another
+optimizer, a zero momentum against a nonzero one...) are other groups. Other
+implementations train run by run. Each run keeps its own init and batch order from its
+seed, exactly those of a single ``train`` with that config; a run whose loss becomes NaN
+or infinite is marked with its epoch and keeps its last finite epoch, without touching
+the others.
 
 The lab's question 1 is what the validation set is for: :meth:`SweepResult.best` chooses
 the setting on the validation accuracy (the dataset needs ``validation=``), and reports
@@ -30,11 +32,13 @@ from frameworks._batches import BatchOrder, dropout_masks
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset
 from frameworks._errors import KitError
+from frameworks._hyper import split
 from frameworks._params import Params
 from frameworks._registry import get
 from frameworks._training import initial_params, metrics_of
 
-#: The fields whose values are data to a JAX program: runs that differ only in these share one vmapped group.
+#: The fields whose values are data to a JAX program: runs that differ only in these (and in the nonzero numbers
+#: of their optimizer, schedule and clipping, ``_hyper.split``) share one vmapped group.
 DATA_FIELDS = ("seed", "eta", "init")
 #: Above this many runs a sweep asks for ``confirm=True`` (the CLI's ``--yes``).
 LARGE = 100_000
@@ -129,6 +133,8 @@ def sweep(implementation: str, dataset: Dataset, grid: Mapping[str, Sequence[Any
     groups: dict[TrainConfig, list[int]] = {}
     for i, c in enumerate(configs):
         key = c.replace(seed=0, eta=1.0, init="lab") if _batched(impl, c) else c
+        if impl.framework == "jax":
+            key = split(key)[0]  # the hyperparameters' numbers are data too
         groups.setdefault(key, []).append(i)
     runs: list[SweepRun | None] = [None] * len(configs)
     bar = None
@@ -219,7 +225,7 @@ def _alone(impl: Any, dataset: Dataset, config: TrainConfig,
 
 def _vmapped(impl: Any, dataset: Dataset, configs: list[TrainConfig],
              params: Callable[[TrainConfig], Params] | None = None, shard: bool = True) -> list[SweepRun]:
-    """One JAX program for runs that differ only in seed, eta and init (``jax_stages/sweep.py``)."""
+    """One JAX program for runs that differ only in seed, eta, init and hyperparameters (``jax_stages/sweep.py``)."""
     from frameworks.jax_stages import sweep_manual
     from frameworks.jax_stages.sweep import vmapped
 

@@ -1,9 +1,10 @@
-"""Beyond one device: JAX sharding on virtual CPU devices, PyTorch DDP on gloo, with parity."""
+"""Beyond one device: JAX sharding on virtual CPU devices, PyTorch DDP and JAX processes on gloo, with parity."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -129,3 +130,59 @@ def test_ddp_refuses_an_indivisible_batch(tmp_path) -> None:
 
     with pytest.raises(frameworks.KitError, match="not divisible by the 3 processes"):
         run_ddp("torch/optim", 3, tmp_path, "--epochs", "1")
+
+
+def test_two_jax_processes_equal_one_process(circles, tmp_path) -> None:
+    """The documented one-machine command: 2 JAX processes (jax.distributed, gloo, a coordinator on 127.0.0.1),
+    each feeding its own half of every batch, equal the single-process run: float64, 3 epochs, measured 1.6e-15 on
+    the params (relative) and 1.1e-16 on the history; asserted within 1e-13 and 1e-14 (the issue asks 1e-12)."""
+    import numpy as np
+
+    from frameworks._launch import unavailable
+
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    out = tmp_path / "out"
+    launched = subprocess.Popen([sys.executable, "-m", "frameworks", "launch", "--processes", "2", "--timeout", "60",
+                                 "--", "train", "jax/manual", "--devices", "2", "--dtype", "float64", "--epochs", "3",
+                                 "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"}, start_new_session=True)
+    single = frameworks.get("jax/manual").train(circles, frameworks.TrainConfig(dtype="float64", epochs=3))
+    try:
+        stdout, stderr = launched.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(launched.pid, signal.SIGKILL)  # the launcher and the processes it started (its own session)
+        raise
+    assert launched.returncode == 0, stderr[-3000:]
+    assert stdout.count("wrote ") == 1  # only process 0 prints and writes
+    result = json.loads((out / "history.json").read_text())
+    assert result["config"]["devices"] == 2
+    params = {name: np.array(value) for name, value in result["params"].items()}
+    assert max_relative_error(params, single.params) <= 1e-13
+    assert max(abs(a - b) for m in single.history for a, b in zip(result["history"][m], single.history[m])) <= 1e-14
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--processes", "2", "--", "train", "torch/optim"], "torchrun"),
+    (["--processes", "2", "--", "train", "jax/manual"], "devices must be a multiple of the processes"),
+    (["--processes", "2", "--", "compare"], "launch runs `train IMPL"),
+    (["--", "train", "jax/manual"], "give --processes P"),
+    (["--coordinator", "nohost", "--num-processes", "2", "--process-id", "0", "--", "train", "jax/manual",
+      "--devices", "2"], "HOST:PORT"),
+])
+def test_launch_refuses_bad_input_in_one_line_before_starting(capsys, options: list[str], message: str) -> None:
+    from frameworks.__main__ import main
+
+    assert main(["launch", *options]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_launch_stops_the_processes_left_when_one_fails() -> None:
+    """A process that failed alone leaves the others waiting in a collective: they are killed after the grace."""
+    from frameworks._launch import _wait
+
+    hung = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    failed = subprocess.Popen([sys.executable, "-c", "raise SystemExit(2)"])
+    assert _wait([hung, failed], grace=0.5) == [-9, 2]

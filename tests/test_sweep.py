@@ -171,3 +171,49 @@ def test_with_validation_needs_two_rows_a_class() -> None:
     assert one.Ytrain.argmax(axis=1).tolist().count(0) == 1
     with pytest.raises(KitError, match="too few to keep one for validation"):
         with_validation(one, 0.5)
+
+
+@pytest.mark.parametrize("impl_id", ["jax/grad", "jax/optax"])
+def test_optimizer_hyperparameters_are_data(circles_val, impl_id: str) -> None:
+    """float64: momentum values, Adam's weight decays and betas, clipping's max_norm and StepLR's gamma are data:
+    16 runs in two programs (one an optimizer kind), where they were 16; a run whose every value differs from its
+    group's first equals its single train, by hand (jax/grad) and through Optax (measured: bit for bit for
+    momentum, 1e-15 with Adam)."""
+    grid = {"optimizer": [optim.SGD(momentum=0.5), optim.SGD(momentum=0.9), optim.Adam(weight_decay=1e-3),
+                          optim.Adam(weight_decay=1e-2, betas=(0.8, 0.99))],
+            "clip": [optim.ClipGradNorm(0.5), optim.ClipGradNorm(2.0)],
+            "schedule": [optim.StepLR(1, gamma=0.5), optim.StepLR(1, gamma=0.9)]}
+    result = frameworks.sweep(impl_id, circles_val, grid, config=frameworks.TrainConfig(epochs=2, dtype="float64"))
+    assert len(result.runs) == 16 and result.groups == 2
+    for run in (result.runs[7], result.runs[15]):  # SGD(momentum=0.9), then Adam(1e-2), each with 2.0 and 0.9
+        alone = single(impl_id, circles_val, run.config)
+        assert max_relative_error(run.params, alone.params) <= 1e-12
+        for metric, values in run.history.items():
+            np.testing.assert_allclose(values, alone.history[metric], rtol=1e-12)
+
+
+def test_zero_and_nonzero_are_structure_other_numbers_data() -> None:
+    """The static key of a sweep's group: runs differing only in nonzero numbers share it; a zero against a
+    nonzero value, a flag or a count are other programs; the values come back in the key's slots."""
+    from frameworks._hyper import SLOT, fill, split
+
+    def key(**changes):
+        return split(frameworks.TrainConfig(**changes))[0]
+
+    assert key(optimizer=optim.SGD(momentum=0.5)) == key(optimizer=optim.SGD(momentum=0.9))
+    assert key(optimizer=optim.SGD()) != key(optimizer=optim.SGD(momentum=0.9))
+    assert key(optimizer=optim.SGD(momentum=0.9)) != key(optimizer=optim.SGD(momentum=0.9, nesterov=True))
+    assert key(optimizer=optim.AdamW(weight_decay=0.1)) == key(optimizer=optim.AdamW(weight_decay=0.01))
+    assert key(optimizer=optim.Adam()) != key(optimizer=optim.Adam(amsgrad=True))
+    assert key(optimizer=optim.RMSprop(alpha=0.9)) == key(optimizer=optim.RMSprop(alpha=0.99))
+    assert key(schedule=optim.StepLR(2, gamma=0.5)) == key(schedule=optim.StepLR(2, gamma=0.1))
+    assert key(schedule=optim.StepLR(2)) != key(schedule=optim.StepLR(3))  # a count: the program's shape
+    config = frameworks.TrainConfig(optimizer=optim.Adam(betas=(0.8, 0.99), weight_decay=1e-3),
+                                    schedule=optim.SequentialLR((optim.LinearLR(0.5), optim.ExponentialLR(0.9)), (2,)),
+                                    clip=optim.ClipGradValue(1.0))
+    static, values = split(config)
+    assert values == (0.8, 0.99, 1e-8, 1e-3, 0.5, 1.0, 0.9, 1.0) and static.optimizer.betas == (SLOT, SLOT)
+    assert split(frameworks.TrainConfig()) == (frameworks.TrainConfig(), ())  # the lab's: nothing is data
+    filled = fill(static, values)
+    assert filled.optimizer.betas == (0.8, 0.99) and filled.schedule.schedulers[1].gamma == 0.9
+    assert filled.optimizer != config.optimizer  # a filled spec compares by identity (its values may be traced)

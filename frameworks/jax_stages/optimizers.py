@@ -6,6 +6,11 @@ PyTorch's documentation, over a pytree of arrays. The twin of
 ``torch_stages/optimizers.py``: only the names bound below differ (``torch`` ->
 ``jnp``, a Python ``if`` -> ``where``), so that the JAX stages can trace the same
 lines. ``t`` counts the updates done before this one (0 for the first).
+
+A sweep traces the hyperparameters too (``frameworks/_hyper.py``): a spec's numbers may be
+traced values, so no ``float()`` of them and no Python ``if`` on their values; where the
+structure depends on a value (is there a weight decay, a momentum?), ``nonzero`` answers it,
+and a traced value is nonzero by construction.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import jax.numpy as jnp
 
 from frameworks import optim
 from frameworks._config import TrainConfig
+from frameworks._hyper import nonzero
 
 sqrt, maximum, zeros_like, cos, pi = jnp.sqrt, jnp.maximum, jnp.zeros_like, jnp.cos, jnp.pi
 where, minimum = jnp.where, jnp.minimum
@@ -137,7 +143,7 @@ def update(spec: optim.Optimizer, params: Any, grads: Any, state: Any, t: Any, l
     if isinstance(spec, optim.SGD):
         # g <- g + weight_decay p; buf <- g at the first step, else momentum buf + (1 - dampening) g;
         # g <- g + momentum buf (Nesterov) or buf; p <- p - lr g
-        g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if spec.weight_decay else grads
+        g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if nonzero(spec.weight_decay) else grads
         if not uses_momentum:
             return tree_map(lambda p, g: p - lr * g, params, g), state
         buf = tree_map(lambda b, g: where(t == 0, g, mu * b + (1 - spec.dampening) * g), state["momentum_buffer"], g)
@@ -151,7 +157,7 @@ def update(spec: optim.Optimizer, params: Any, grads: Any, state: Any, t: Any, l
             params = tree_map(lambda p: p * (1 - lr * spec.weight_decay), params)
             g = grads
         else:
-            g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if spec.weight_decay else grads
+            g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if nonzero(spec.weight_decay) else grads
         b2 = spec.betas[1]
         m = tree_map(lambda m, g: mu * m + (1 - mu) * g, state["exp_avg"], g)
         v = tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, state["exp_avg_sq"], g)
@@ -166,7 +172,7 @@ def update(spec: optim.Optimizer, params: Any, grads: Any, state: Any, t: Any, l
         # avg = sqrt(v - gavg^2) + eps, else sqrt(v) + eps; momentum: buf <- momentum buf + g / avg, p <- p - lr buf;
         # else p <- p - lr g / avg
         a = spec.alpha
-        g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if spec.weight_decay else grads
+        g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if nonzero(spec.weight_decay) else grads
         v = tree_map(lambda v, g: a * v + (1 - a) * g * g, state["square_avg"], g)
         gavg = tree_map(lambda m, g: a * m + (1 - a) * g, state["grad_avg"], g) if spec.centered else state["grad_avg"]
         avg = tree_map(lambda v, m: sqrt(v - m * m) + spec.eps, v, gavg) if spec.centered else \
@@ -180,7 +186,7 @@ def update(spec: optim.Optimizer, params: Any, grads: Any, state: Any, t: Any, l
     if isinstance(spec, optim.Adagrad):
         # clr = lr / (1 + t lr_decay); g <- g + weight_decay p; sum <- sum + g^2; p <- p - clr g / (sqrt(sum) + eps)
         clr = lr / (1 + t * spec.lr_decay)
-        g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if spec.weight_decay else grads
+        g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if nonzero(spec.weight_decay) else grads
         acc = tree_map(lambda s, g: s + g * g, state["sum"], g)
         return tree_map(lambda p, g, s: p - clr * g / (sqrt(s) + spec.eps), params, g, acc), {"sum": acc}
     raise TypeError(f"not an optimizer: {spec!r}")
@@ -207,7 +213,7 @@ def updater(config: TrainConfig, steps_per_epoch: int) -> Callable[[Any, Any, An
         return None
     spec, schedule = config.optimizer, config.schedule
     cycled = isinstance(schedule, optim.OneCycleLR) and schedule.cycle_momentum
-    uses_momentum = cycled or bool(getattr(spec, "momentum", 0.0))
+    uses_momentum = cycled or nonzero(getattr(spec, "momentum", 0.0))
 
     def apply(params: Any, grads: Any, state: Any) -> tuple[Any, Any]:
         t = state["t"]

@@ -125,7 +125,7 @@ def native_dropout(config: TrainConfig) -> bool:
 def load(params: Params, config: TrainConfig, device: jax.Device | None = None) -> State:
     """The kit's canonical parameters as the model, split once into ``graphdef`` and ``params``."""
     graphdef, flax_params = split(config, params, device)
-    key = jax.device_put(jax.random.key(config.seed), device)
+    key = backend.random_key(config.seed, device)
     return State(graphdef, flax_params, key, config.arch, optimizers.init_state(config, flax_params))
 
 

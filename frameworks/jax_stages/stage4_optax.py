@@ -65,7 +65,7 @@ class State:
 def load(params: Params, config: TrainConfig, device: jax.Device | None = None) -> State:
     """The kit's canonical parameters as the split model, and the optimizer's initial state."""
     graphdef, flax_params = split(config, params, device)
-    key = jax.device_put(jax.random.key(config.seed), device)
+    key = backend.random_key(config.seed, device)
     return State(graphdef, flax_params, key, init_optimizer(config.eta, config).init(flax_params), config.arch,
                  jnp.zeros((), jnp.int32), None if optimizers.is_lab(config) else config.optimizer)
 

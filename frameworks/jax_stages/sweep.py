@@ -1,7 +1,8 @@
 """A sweep's runs at once in JAX: the whole fused run of a stage, ``jax.vmap``-ed over the runs.
 
-The runs whose programs agree (they differ only in seed, eta or init: the initial weights,
-the batch order and the learning rate are data) are one jitted ``vmap`` of the fused run,
+The runs whose programs agree (they differ only in seed, eta, init or the nonzero numbers of
+their optimizer, schedule and clipping: the initial weights, the batch order, the learning
+rate and the hyperparameters are data, ``_hyper.py``) are one jitted ``vmap`` of the fused run,
 compiled once a shape: a second sweep of the same shapes does not recompile. The runs axis
 is split over every device of the run's kind JAX sees (a ``jax.sharding.Mesh``), so a
 multi-GPU machine splits the grid with no other change. ``jax/manual`` with the lab's SGD
@@ -10,7 +11,6 @@ runs stage 1's math with the runs as the last axis instead (``sweep_manual.py``)
 
 from __future__ import annotations
 
-import copy
 import functools
 from typing import Any
 
@@ -21,6 +21,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from frameworks._config import TrainConfig
 from frameworks._data import Dataset
+from frameworks._hyper import fill, split, varying
 from frameworks._params import Params
 from frameworks._stage import Stage, place
 from frameworks.jax_stages import sweep_manual
@@ -46,10 +47,14 @@ def vmapped(stage: Stage, dataset: Dataset, configs: list[TrainConfig], starts: 
                                                          reduction=base.loss_reduction)
             finals, metrics = sweep_manual.unstack(last), np.moveaxis(np.asarray(metrics, np.float64), -1, 0)
             return finals, metrics, np.asarray(diverged)
-        runs_axis = (_stack([stage.load(p, base, placed.device) for p in starts]), batches, masks, etas)
+        traced, values = varying(configs)  # the hyperparameters that differ between the runs: data
+        hyper = jnp.asarray(np.array(values, np.float64).reshape(len(configs), -1), data[0].dtype)
+        states = [stage.load(p, c, placed.device) for p, c in zip(starts, configs)]  # each run's optimizer state
+        runs_axis = (_stack(states), batches, masks, etas, hyper)
         if shard:
             runs_axis, data = _shard(runs_axis, data, platform, len(configs))
-        program = _program(stage, base.replace(seed=0, eta=1.0, init="lab", epochs=1), batches.shape[2])
+        key, _ = split(base.replace(seed=0, eta=1.0, init="lab", epochs=1), traced)
+        program = _program(stage, key, batches.shape[2])
         last, diverged, metrics = program(*runs_axis, data)
         finals = [stage.export(jax.tree.map(lambda x, i=i: x[i], last)) for i in range(len(configs))]
         return finals, np.asarray(metrics, dtype=np.float64), np.asarray(diverged)
@@ -65,7 +70,7 @@ def _shard(arrays: Any, data: Any, platform: str, runs: int, *, axis: int = 0) -
     mesh = Mesh(np.array(devices[:count]), ("runs",))
 
     def split(a: Any) -> Any:
-        spec = [None] * np.ndim(a)
+        spec: list[str | None] = [None] * np.ndim(a)
         spec[axis] = "runs"
         return jax.device_put(a, NamedSharding(mesh, PartitionSpec(*spec)))
 
@@ -89,12 +94,13 @@ def _stack(states: list[Any]) -> Any:
 
 @functools.lru_cache(maxsize=16)
 def _program(stage: Stage, base: TrainConfig, spe: int) -> Any:
-    """The jitted, vmapped whole run of ``stage`` under ``base`` (seed, eta, init and epochs are data): built once,
-    compiled once a shape, so a second sweep of the same shapes does not recompile."""
+    """The jitted, vmapped whole run of ``stage`` under the static key ``base`` (seed, eta, init, epochs and the
+    hyperparameters in its slots are data, ``_hyper.split``): built once, compiled once a shape, so a second sweep
+    of the same shapes does not recompile."""
 
-    def one(state: Any, rows: jax.Array, keep: tuple, eta: jax.Array, data: tuple) -> tuple[Any, jax.Array,
-                                                                                            jax.Array]:
-        traced = copy.copy(base)
+    def one(state: Any, rows: jax.Array, keep: tuple, eta: jax.Array, hyper: jax.Array, data: tuple
+            ) -> tuple[Any, jax.Array, jax.Array]:
+        traced = fill(base, list(hyper))  # the run's hyperparameters as data: one program for every value
         object.__setattr__(traced, "eta", eta)  # the learning rate as data: one program for every eta
         step = stage.step(traced, spe) if base.schedule is not None else stage.step(traced)
 
@@ -117,4 +123,4 @@ def _program(stage: Stage, base: TrainConfig, spe: int) -> Any:
         (_, last, diverged, _), metrics = jax.lax.scan(epoch, (state, state, zero, zero), (rows, keep))
         return last, diverged, metrics
 
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None)))
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, 0, None)))
