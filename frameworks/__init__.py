@@ -19,6 +19,8 @@ Each implementation is a :class:`Stage` (the typed contract at the bottom of its
 stage module); ``frameworks.register("mine/x", stage)`` adds one of your own.
 """
 
+import logging
+
 from frameworks._arch import ACTIVATIONS, Architecture
 from frameworks._batches import BatchOrder
 from frameworks._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -73,3 +75,7 @@ __all__ = [
     "unregister",
 ]
 __version__ = "0.1.0"
+
+# The kit logs through the "frameworks" logger (and its children), silent unless the application configures
+# logging (the command line's -v does): the library's convention, a NullHandler and no level set.
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -72,6 +72,8 @@ def build_parser(prog: str, wanted: Iterable[str]) -> tuple[Parser, dict[str, Mo
     modules = {}
     for name, (module_name, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("-v", "--verbose", action="count", default=0,
+                         help="log what the kit does to stderr (-v: each run and sweep group; -vv: each epoch)")
         if name in wanted:  # import only the command that runs
             modules[name] = importlib.import_module(module_name)
             modules[name].add_arguments(sub)
@@ -96,6 +98,30 @@ def one_line_warnings() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def logging_to_stderr(verbosity: int) -> Iterator[None]:
+    """The "frameworks" logger's records on stderr (through tqdm, so a bar stays whole) at INFO (``-v``) or DEBUG
+    (``-vv``); with no ``-v``, its warnings only. The logger's level and handlers are restored on exit."""
+    import logging
+
+    from tqdm import tqdm
+
+    class ToTqdm(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            tqdm.write(self.format(record), file=sys.stderr)
+
+    logger = logging.getLogger("frameworks")
+    handler, level = ToTqdm(), logger.level
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if not verbosity else logging.INFO if verbosity == 1 else logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; ``argv=None`` runs the process's own command line.
 
@@ -109,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser, modules = build_parser(prog, argv[:1])
     args = parser.parse_args(argv)
     try:
-        with one_line_warnings() if command_line else contextlib.nullcontext():
+        with one_line_warnings() if command_line else contextlib.nullcontext(), logging_to_stderr(args.verbose):
             return modules[args.command].run(args)
     except KitError as err:
         print(f"error: {err}", file=sys.stderr)

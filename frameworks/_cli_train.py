@@ -79,7 +79,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--devices", type=int,
                        help=f"JAX data parallelism over this many devices ({_default('devices')})")
     group.add_argument("--torch-threads", type=int,
-                       help=f"PyTorch's intra-op threads during the run ({_default('torch_threads')})")
+                       help="PyTorch's intra-op threads during the run (default: by size, 1 for small products "
+                            "such as the circles', else PyTorch's own count)")
+    group.add_argument("--compile", action="store_true", default=None,
+                       help="torch/nn, torch/optim: torch.compile the model (its compile time reported apart)")
     group.add_argument("--no-fuse", dest="fuse", action="store_false", default=None,
                        help="JAX: one jitted step a call instead of the fused run (default: fused)")
 
@@ -118,7 +121,8 @@ def config_from(args: argparse.Namespace, base: TrainConfig | None = None) -> Tr
         base = TrainConfig.mnist() if args.dataset in ("digits", "mnist") else TrainConfig()
     given = {name: getattr(args, name) for name in (
         "nh", "hidden", "activation", "norm", "dropout", "dropout_rng", "eta", "batch_size", "epochs", "seed",
-        "dtype", "device", "loss_reduction", "precision", "init", "model", "fuse", "devices", "torch_threads")
+        "dtype", "device", "loss_reduction", "precision", "init", "model", "fuse", "devices", "torch_threads",
+        "compile")
         if getattr(args, name, None) is not None}
     if given.get("norm") == "none":
         given["norm"] = None
@@ -184,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
     plots.curves(result.history, out / "curves.png", title=f"{impl.id} on {dataset.name}")
     h = result.history
     if result.epochs_done:
-        print(f"{impl.id} on {dataset.name}: {result.epochs_done} epochs in {result.wall_time:.2f} s; "
+        compiled = f" ({result.compile_time:.2f} s compiling)" if result.compile_time else ""
+        print(f"{impl.id} on {dataset.name}: {result.epochs_done} epochs in {result.wall_time:.2f} s{compiled}; "
               f"train loss {h['train_loss'][-1]:.4f} acc {h['train_acc'][-1]:.3f}, "
               f"test loss {h['test_loss'][-1]:.4f} acc {h['test_acc'][-1]:.3f}")
     if result.diverged:

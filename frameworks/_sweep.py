@@ -20,6 +20,7 @@ the chosen setting's test accuracy apart.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +37,8 @@ from frameworks._hyper import split
 from frameworks._params import Params
 from frameworks._registry import get
 from frameworks._training import initial_params, metrics_of
+
+logger = logging.getLogger(__name__)
 
 #: The fields whose values are data to a JAX program: runs that differ only in these (and in the nonzero numbers
 #: of their optimizer, schedule and clipping, ``_hyper.split``) share one vmapped group.
@@ -143,8 +146,9 @@ def sweep(implementation: str, dataset: Dataset, grid: Mapping[str, Sequence[Any
 
         bar = tqdm(total=len(groups), desc=f"sweep {impl.id}", unit="group", leave=False)
     start = time.perf_counter()
-    for members in groups.values():
+    for number, members in enumerate(groups.values(), 1):
         group = [configs[i] for i in members]
+        began = time.perf_counter()
         if impl.framework == "jax":
             done = _vmapped(impl, dataset, group, params, shard)
         elif _batched(impl, group[0]):
@@ -153,6 +157,9 @@ def sweep(implementation: str, dataset: Dataset, grid: Mapping[str, Sequence[Any
             done = [_alone(impl, dataset, c, params) for c in group]
         for i, run in zip(members, done):
             runs[i] = run
+        logger.info("sweep %s: group %d of %d, %d runs (%s), %.2f s", impl.id, number, len(groups), len(group),
+                    ", ".join(f"{axis}={getattr(group[0], axis)}" for axis in axes if axis not in DATA_FIELDS)
+                    or "seeds, etas, inits", time.perf_counter() - began)
         if bar is not None:
             bar.update(1)
     if bar is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import math
 import time
 import warnings
@@ -32,6 +33,8 @@ from frameworks.optim import SGD, OneCycleLR
 
 if TYPE_CHECKING:
     from frameworks._registry import Implementation
+
+logger = logging.getLogger(__name__)
 
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 #: With a validation split (``load_dataset(..., validation=...)``), the histories carry these too.
@@ -234,6 +237,8 @@ def fit(
                     result.history[name].append(value)
             if done < chunk:  # diverged: recompute the last finite state from the chunk's start
                 result.diverged = result.epochs_done + 1
+                logger.info("%s: the loss is not finite at epoch %d; replaying to epoch %d", impl.id,
+                            result.diverged, result.diverged - 1)
                 if done:
                     replayed = run(chunk_start, data, batches[:done], tuple(m[:done] for m in masks))[0]
                     result.params = stage.export(replayed)
@@ -247,12 +252,17 @@ def fit(
                 break
             result.params = stage.export(state)
             save(state)
+            logger.debug("%s: epoch %d of %d, train loss %.6f", impl.id, result.epochs_done, config.epochs,
+                         result.history["train_loss"][-1])
             if bar is not None:
                 bar.update(chunk)
                 bar.set_postfix(loss=f"{metrics[-1][0]:.4f}", test_acc=f"{metrics[-1][3]:.3f}")
         if bar is not None:
             bar.close()
     result.wall_time = time.perf_counter() - start
+    compiled = "" if not result.compile_time else f" ({result.compile_time:.2f} s compiling)"
+    logger.info("%s on %s: %d epochs in %.3f s%s, test acc %.4f", impl.id, dataset.name, result.epochs_done,
+                result.wall_time, compiled, result.final("test_acc"))
     return result
 
 

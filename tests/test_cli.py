@@ -172,3 +172,26 @@ def test_an_unwritable_out_folder_fails_before_training(tmp_path) -> None:
     (tmp_path / "taken").write_text("a file where the output folder should go")
     done = cli("train", "jax/manual", "--epochs", "100000", "--out", "taken", cwd=tmp_path)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_the_kit_logs_through_logging_quiet_unless_asked(tmp_path, capsys, caplog) -> None:
+    """``-v`` shows the "frameworks" logger's INFO records on stderr (-vv its DEBUG ones); without it nothing, and
+    the logger's level and handlers are as before afterwards. As a library the kit only emits records."""
+    import logging
+
+    from frameworks.__main__ import main
+
+    logger = logging.getLogger("frameworks")
+    before = (logger.level, list(logger.handlers))
+    options = ["train", "jax/manual", "--epochs", "2", "--out", str(tmp_path)]
+    assert main(options) == 0
+    assert "INFO" not in capsys.readouterr().err
+    assert main([*options, "-vv"]) == 0
+    err = capsys.readouterr().err
+    assert "INFO frameworks._training: jax/manual on circles: 2 epochs" in err
+    assert "DEBUG frameworks._training: jax/manual: epoch 2 of 2" in err
+    assert (logger.level, list(logger.handlers)) == before
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="frameworks"):
+        frameworks.get("jax/manual").train(frameworks.load_dataset("circles"), frameworks.TrainConfig(epochs=1))
+    assert [r.name for r in caplog.records] == ["frameworks._training"]
