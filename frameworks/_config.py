@@ -101,13 +101,14 @@ class TrainConfig:
         replicated; PyTorch: start ``frameworks.torch_stages.ddp`` under
         ``torchrun`` instead). ``batch_size`` must be divisible by it.
       torch_threads: PyTorch's intra-op threads during the run (set inside the
-        kit's scope, restored after; JAX has no such knob). None, the default,
-        chooses by size (:meth:`threads_for_torch`): 1 thread for products of fewer
-        than :data:`SMALL_TORCH_WORK` multiply-adds a batch (the lab's circles, the
-        digits), where one thread is as fast or faster on an idle 2-core machine and
-        1.5 to 4 times faster with one other busy process beside it; PyTorch's own
-        count for MNIST-sized products, 1.4 to 1.6 times faster on an idle machine
-        (and slower on a shared one: pass 1 there; README, "Speed").
+        kit's scope, restored after; JAX has no such knob). 1 by default: as fast
+        or faster for the lab's circles and the digits on an idle 2-core machine,
+        and 1.5 to 6 times faster than 2 threads with another busy process beside
+        it (the suite, a docs build, CI). None chooses by size
+        (:meth:`threads_for_torch`): 1 thread below :data:`SMALL_TORCH_WORK`
+        multiply-adds a batch, PyTorch's own count for MNIST-sized products, 1.4 to
+        1.6 times faster on an idle machine (README, "Speed"; ``bench --end-to-end``
+        runs PyTorch so).
       compile: PyTorch's opt-in ``torch.compile`` of the model (``nn.Module.compile``),
         for the module stages ``torch/nn`` and ``torch/optim``; its compilation
         (the first calls) is reported apart in ``TrainResult.compile_time``. JAX
@@ -135,7 +136,7 @@ class TrainConfig:
     model: Literal["lab", "double_softmax"] = "lab"
     fuse: bool = True
     devices: int = 1
-    torch_threads: int | None = None
+    torch_threads: int | None = 1
     compile: bool = False
 
     def __post_init__(self) -> None:

@@ -34,10 +34,12 @@ def test_torch_threads_follow_the_products_size_inside_the_run_only() -> None:
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        cases = {(frameworks.TrainConfig(), 2): 1,  # the lab's circles: 10 x 2 x 10 multiply-adds, one thread
-                 (frameworks.TrainConfig.mnist(), 64): 1,  # the 8x8 digits: 100 x 64 x 100, one thread
-                 (frameworks.TrainConfig.mnist(), 784): 2,  # MNIST: 100 x 784 x 100, the caller's threads
-                 (frameworks.TrainConfig.mnist(), None): 1,  # size unknown: one thread
+        assert frameworks.TrainConfig().torch_threads == 1  # the default: one thread, whatever the size
+        auto = {"torch_threads": None}
+        cases = {(frameworks.TrainConfig(**auto), 2): 1,  # the lab's circles: 10 x 2 x 10 multiply-adds, one thread
+                 (frameworks.TrainConfig.mnist().replace(**auto), 64): 1,  # the 8x8 digits: 100 x 64 x 100
+                 (frameworks.TrainConfig.mnist().replace(**auto), 784): 2,  # MNIST: 100 x 784 x 100, the caller's
+                 (frameworks.TrainConfig.mnist().replace(**auto), None): 1,  # size unknown: one thread
                  (frameworks.TrainConfig.mnist().replace(torch_threads=1), 784): 1}  # given: kept
         for (config, features), threads in cases.items():
             assert config.threads_for_torch(2, features) == threads

@@ -11,6 +11,9 @@ products in the same process):
 * ``full-mnist-size``: one epoch at full MNIST size (60,000/10,000 images), synthetic; 100 times
   a later call (one epoch, nothing compiled) projects the lab's 100-epoch MNIST run.
 
+PyTorch's threads are chosen by size (``torch_threads=None``: one for the circles, PyTorch's own
+count for MNIST's products: its best on an idle machine; the kit's default is one thread).
+
 Each row: the first call (compilation included), the median of the later calls (other seeds,
 the same shapes: nothing compiles again), the first call's compile time
 (``TrainResult.compile_time``), the products' floating-point work (:func:`flops`: every
@@ -46,9 +49,10 @@ def flops(config: TrainConfig, nx: int, ny: int, *, train_rows: int, eval_rows: 
 
 def workloads(*, quick: bool) -> list[tuple[str, Dataset, TrainConfig]]:
     """(name, dataset, config): the three workloads (``quick``: a few epochs and fewer rows, for the tests)."""
-    mnist = TrainConfig.mnist().replace(nh=100, batch_size=100, eta=0.03, epochs=2 if quick else 30)
+    mnist = TrainConfig.mnist().replace(nh=100, batch_size=100, eta=0.03, epochs=2 if quick else 30,
+                                        torch_threads=None)  # PyTorch at its best on an idle machine
     return [
-        ("circles", load_dataset("circles"), TrainConfig(epochs=3 if quick else 150)),
+        ("circles", load_dataset("circles"), TrainConfig(epochs=3 if quick else 150, torch_threads=None)),
         ("mnist-size", synthetic(400 if quick else 4000, 100 if quick else 1000, 784, 10, seed=0), mnist),
         ("full-mnist-size", synthetic(2000 if quick else 60_000, 500 if quick else 10_000, 784, 10, seed=1),
          mnist.replace(epochs=1)),
