@@ -123,5 +123,6 @@ def test_end_to_end_counts_the_products_and_times_whole_train_calls(tmp_path, ca
     for workload in report["workloads"].values():
         assert list(workload["rows"]) == ["torch/optim", "jax/grad"]  # PyTorch first; torch/optim the baseline
         assert workload["rows"]["jax/grad"]["compile_s"] >= 0 and workload["rows"]["torch/optim"]["compile_s"] == 0
-    assert "projected_100_epochs_s" in report["workloads"]["full-mnist-size"]["rows"]["jax/grad"]
+    full = report["workloads"]["full-mnist-size"]["rows"]["jax/grad"]
+    assert full["projected_100_epochs_s"] == pytest.approx(full["later_s"] + 99 * full["epoch_s"])
     assert "| jax/grad |" in capsys.readouterr().out
