@@ -2,7 +2,8 @@
 
 Three workloads, every implementation (and ``torch/optim`` with ``compile=True``), side by
 side in one process, PyTorch first (XLA's threads, once started, slow PyTorch's small
-products in the same process):
+products in the same process), torch.compile's row last (after it, the JAX rows ran up to 1.5x
+slower):
 
 * ``circles``: the lab's run, ``TrainConfig()`` (150 epochs of batch 10);
 * ``mnist-size``: the lab's MNIST settings on a 4000/1000-image sample of MNIST's shape
@@ -86,9 +87,10 @@ def epoch_time(impl_id: str, dataset: Dataset, config: TrainConfig, *, repeats: 
 
 
 def rows_order() -> list[str]:
-    """PyTorch's rows first, then torch.compile's, then JAX's."""
+    """PyTorch's rows first, then JAX's, then torch.compile's: the JAX rows measured after torch.compile's ran
+    up to 1.5x slower at MNIST size (its compiled kernels' threads and workers stay in the process)."""
     ids = implementations()
-    return [i for i in ids if i.startswith("torch/")] + [COMPILE_ID] + [i for i in ids if i.startswith("jax/")]
+    return [i for i in ids if i.startswith("torch/")] + [i for i in ids if i.startswith("jax/")] + [COMPILE_ID]
 
 
 def time_end_to_end(*, quick: bool = False, later: int = 2, only: set[str] | None = None,
