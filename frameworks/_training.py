@@ -54,7 +54,10 @@ class TrainResult:
     test_acc, and val_loss, val_acc on a dataset with a validation split;
     accuracy a fraction) after epoch ``k + 1``. ``diverged`` holds the
     epoch whose loss became NaN or infinite; the run stopped there and ``params``
-    and ``history`` are those of the last finite epoch.
+    and ``history`` are those of the last finite epoch. ``wall_time`` is the whole
+    call's seconds, ``compile_time`` those it spent compiling (JAX's fused program,
+    once a shape: 0.0 on a later call of the same shapes; torch.compile's first
+    calls; None where not measured, ``fuse=False``), ``run_time`` the rest.
     """
 
     implementation: str
