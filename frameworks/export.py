@@ -192,7 +192,9 @@ def to_orbax(model: Any, path: str | Path, *, arch: Architecture | None = None, 
     dtype, path = check_dtype(dtype), target(path, overwrite, "folder").resolve()
     with jax.enable_x64(dtype == "float64"):
         state = _abstract_state(params, arch, dtype)
-        nnx.replace_by_pure_dict(state, jax.tree.map(lambda a: jax.numpy.asarray(a, dtype),
+        # NumPy leaves: Orbax writes them in their own dtype. (JAX arrays are converted in Orbax's own thread
+        # when an event loop runs, a Jupyter kernel's: there x64 is off and float64 was written as float32.)
+        nnx.replace_by_pure_dict(state, jax.tree.map(lambda a: np.asarray(a, dtype),
                                                      convert.to_flax_params(params, arch=arch)))
         with ocp.StandardCheckpointer() as checkpointer:  # leaving the block waits for the save to commit
             checkpointer.save(path, state, force=True, custom_metadata={"format": FORMAT, "arch": arch_to_dict(arch)})
@@ -227,7 +229,8 @@ def from_orbax(path: str | Path, *, arch: Architecture | None = None) -> Importe
         first, last = _kernel(tree, linear[0]), _kernel(tree, linear[-1])
         zeros = {n: np.zeros(s) for n, s in arch.shapes(first.shape[0], last.shape[1]).items()}
         try:
-            state = checkpointer.restore(path, _abstract_state(zeros, arch, str(first.dtype)))
+            target = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), _abstract_state(zeros, arch, str(first.dtype)))
+            state = checkpointer.restore(path, target)  # NumPy leaves in, NumPy arrays of the saved dtype out
         except (ValueError, KeyError, TypeError) as err:
             message = " ".join(str(err).split())[:200]
             raise KitError(f"{path} does not hold the model of {arch.describe()}: {message}") from None

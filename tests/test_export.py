@@ -228,3 +228,21 @@ def test_cli_exports_a_training_checkpoint(tmp_path, capsys) -> None:
     assert len(bad.stderr.splitlines()) == 1
     assert main(["export", str(checkpoint), "--format", "torch", "--out", str(tmp_path / "torch")]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_orbax_keeps_float64_inside_a_running_event_loop(tmp_path) -> None:
+    """A Jupyter kernel runs an asyncio loop, and Orbax then works in its own thread, where JAX's x64 (a
+    thread-local switch) is off: float64 JAX arrays were written as float32 (3.8e-8 off; the docs build found it).
+    The kit hands Orbax NumPy arrays both ways."""
+    import asyncio
+
+    from frameworks.tolerances import max_relative_error
+
+    arch = frameworks.TrainConfig(hidden=(16, 8), norm="layer").arch
+    params = frameworks.init_params(2, (16, 8), 2, seed=0, norm="layer")
+
+    async def round_trip() -> float:
+        back = export.from_orbax(export.to_orbax(params, tmp_path / "orbax", arch=arch))
+        return max_relative_error(back.params, params)
+
+    assert asyncio.run(round_trip()) == 0.0
