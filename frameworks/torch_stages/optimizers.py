@@ -5,7 +5,9 @@ torch.nn stages write every other update the same way, from the formulas of
 PyTorch's documentation, over a dict of tensors. The twin of
 ``jax_stages/optimizers.py``: only the names bound below differ (``torch`` ->
 ``jnp``, a Python ``if`` -> ``where``), so that the JAX stages can trace the same
-lines. ``t`` counts the updates done before this one (0 for the first).
+lines. ``t`` counts the updates done before this one (0 for the first). Whether a
+hyperparameter is set is asked with ``nonzero`` (``bool`` here; the JAX twin's sweeps
+trace the numbers, ``frameworks/_hyper.py``), so the two files keep the same statements.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 
 from frameworks import optim
 from frameworks._config import TrainConfig
+from frameworks._hyper import nonzero
 
 sqrt, maximum, zeros_like, cos, pi = torch.sqrt, torch.maximum, torch.zeros_like, math.cos, math.pi
 
@@ -144,7 +147,7 @@ def update(spec: optim.Optimizer, params: dict, grads: dict, state: dict, t: Any
     if isinstance(spec, optim.SGD):
         # g <- g + weight_decay p; buf <- g at the first step, else momentum buf + (1 - dampening) g;
         # g <- g + momentum buf (Nesterov) or buf; p <- p - lr g
-        g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if spec.weight_decay else grads
+        g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if nonzero(spec.weight_decay) else grads
         if not uses_momentum:
             return tree_map(lambda p, g: p - lr * g, params, g), state
         buf = tree_map(lambda b, g: where(t == 0, g, mu * b + (1 - spec.dampening) * g), state["momentum_buffer"], g)
@@ -158,7 +161,7 @@ def update(spec: optim.Optimizer, params: dict, grads: dict, state: dict, t: Any
             params = tree_map(lambda p: p * (1 - lr * spec.weight_decay), params)
             g = grads
         else:
-            g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if spec.weight_decay else grads
+            g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if nonzero(spec.weight_decay) else grads
         b2 = spec.betas[1]
         m = tree_map(lambda m, g: mu * m + (1 - mu) * g, state["exp_avg"], g)
         v = tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, state["exp_avg_sq"], g)
@@ -173,7 +176,7 @@ def update(spec: optim.Optimizer, params: dict, grads: dict, state: dict, t: Any
         # avg = sqrt(v - gavg^2) + eps, else sqrt(v) + eps; momentum: buf <- momentum buf + g / avg, p <- p - lr buf;
         # else p <- p - lr g / avg
         a = spec.alpha
-        g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if spec.weight_decay else grads
+        g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if nonzero(spec.weight_decay) else grads
         v = tree_map(lambda v, g: a * v + (1 - a) * g * g, state["square_avg"], g)
         gavg = tree_map(lambda m, g: a * m + (1 - a) * g, state["grad_avg"], g) if spec.centered else state["grad_avg"]
         avg = tree_map(lambda v, m: sqrt(v - m * m) + spec.eps, v, gavg) if spec.centered else \
@@ -187,7 +190,7 @@ def update(spec: optim.Optimizer, params: dict, grads: dict, state: dict, t: Any
     if isinstance(spec, optim.Adagrad):
         # clr = lr / (1 + t lr_decay); g <- g + weight_decay p; sum <- sum + g^2; p <- p - clr g / (sqrt(sum) + eps)
         clr = lr / (1 + t * spec.lr_decay)
-        g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if spec.weight_decay else grads
+        g = tree_map(lambda p, g: g + spec.weight_decay * p, params, grads) if nonzero(spec.weight_decay) else grads
         acc = tree_map(lambda s, g: s + g * g, state["sum"], g)
         return tree_map(lambda p, g, s: p - clr * g / (sqrt(s) + spec.eps), params, g, acc), {"sum": acc}
     raise TypeError(f"not an optimizer: {spec!r}")
@@ -214,7 +217,7 @@ def updater(config: TrainConfig, steps_per_epoch: int) -> Callable[[Any, Any, An
         return None
     spec, schedule = config.optimizer, config.schedule
     cycled = isinstance(schedule, optim.OneCycleLR) and schedule.cycle_momentum
-    uses_momentum = cycled or bool(getattr(spec, "momentum", 0.0))
+    uses_momentum = cycled or nonzero(getattr(spec, "momentum", 0.0))
 
     def apply(params: Any, grads: Any, state: Any) -> tuple[Any, Any]:
         t = state["t"]
