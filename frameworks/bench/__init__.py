@@ -160,37 +160,34 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _end_to_end_only(args: argparse.Namespace) -> int:
-    import json
-
     from frameworks.bench._end_to_end import markdown as end_to_end_table
     from frameworks.bench._end_to_end import time_end_to_end
 
     _progress("bench: whole train calls, every implementation, circles, MNIST-size and a full-MNIST-size epoch")
     result = time_end_to_end(quick=args.quick, later=1 if args.quick else 2, progress=_progress,
                              only=selected(args.only) if args.only else None)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_end_to_end.json").write_text(json.dumps({"machine": machine_info(args.device, {"torch", "jax"}),
-                                                           "end_to_end": result}, indent=1))
-    print(end_to_end_table(result))
-    _progress(f"bench: wrote {out / 'bench_end_to_end.json'}")
-    return 0
+    return _report(args, "end_to_end", result, end_to_end_table(result))
 
 
 def _sweep_only(args: argparse.Namespace, epochs: int, threads: int) -> int:
-    import json
-
     from frameworks.bench._sweeps import markdown as sweep_table
     from frameworks.bench._sweeps import time_sweeps
 
     _progress(f"bench: a sweep of {args.sweep} runs, jax/manual runs last and jax/grad vmapped, against torch")
     result = time_sweeps(args.sweep, epochs=epochs, loop_runs=2 if args.quick else 10, torch_threads=threads)
+    return _report(args, "sweep", result, sweep_table(result))
+
+
+def _report(args: argparse.Namespace, name: str, result: dict[str, Any], table: str) -> int:
+    """``bench_NAME.json`` (the machine and ``result``) in ``--out``, and the Markdown table on stdout."""
+    import json
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_sweep.json").write_text(json.dumps({"machine": machine_info(args.device, {"torch", "jax"}),
-                                                      "sweep": result}, indent=1))
-    print(sweep_table(result))
-    _progress(f"bench: wrote {out / 'bench_sweep.json'}")
+    path = out / f"bench_{name}.json"
+    path.write_text(json.dumps({"machine": machine_info(args.device, {"torch", "jax"}), name: result}, indent=1))
+    print(table)
+    _progress(f"bench: wrote {path}")
     return 0
 
 
