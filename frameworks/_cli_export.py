@@ -10,7 +10,8 @@ from frameworks import export
 
 #: How each format is loaded, printed after the export.
 HINTS = {
-    "torch": "torch.load(OUT/model.pt, weights_only=False) is the nn.Sequential; OUT/state_dict.pt its state_dict",
+    "torch": "torch.load(OUT/state_dict.pt) is the state_dict (weights only); OUT/model.pt the whole nn.Sequential "
+             "(a pickle: torch.load(..., weights_only=False) only for a file you trust)",
     "orbax": "restore with orbax.checkpoint.StandardCheckpointer().restore(OUT, abstract nnx.state(model, nnx.Param))",
     "safetensors": "model.load_state_dict(safetensors.torch.load_file(OUT)) fills an nn.Sequential",
 }

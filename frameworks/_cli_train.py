@@ -190,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
         from frameworks._checkpoint import load_checkpoint
 
         resume = load_checkpoint(args.resume)
-    config = config_from(args, resume.config if resume else None)
+    # how a run was computed (torch.compile) is not what it computed: a resume compiles only when asked again
+    config = config_from(args, resume.config.replace(compile=False) if resume else None)
     out = args.out or Path("runs/train") / impl.id.replace("/", "-")
     out.mkdir(parents=True, exist_ok=True)  # before training: an unwritable folder must not cost the run
     result = impl.train(dataset, config, progress=progress_enabled(args), resume=resume, checkpoint=args.checkpoint,

@@ -109,7 +109,7 @@ class TrainConfig:
         multiply-adds a batch, PyTorch's own count for MNIST-sized products, 1.4 to
         1.6 times faster on an idle machine (README, "Speed"; ``bench --end-to-end``
         runs PyTorch so).
-      compile: PyTorch's opt-in ``torch.compile`` of the model (``nn.Module.compile``),
+      compile: PyTorch's opt-in ``torch.compile`` of the model's forward,
         for the module stages ``torch/nn`` and ``torch/optim``; its compilation
         (the first calls) is reported apart in ``TrainResult.compile_time``. JAX
         always compiles (``jax.jit``), so the JAX stages refuse it.

@@ -62,3 +62,15 @@ def test_torch_compile_is_opt_in_for_the_module_stages(circles) -> None:
     for impl_id, says in (("jax/optax", "always compiles"), ("torch/manual", "has no model")):
         with pytest.raises(frameworks.KitError, match=f"compile=True is PyTorch's opt-in.*{says}"):
             frameworks.get(impl_id).train(circles, config.replace(compile=True))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::RuntimeWarning")
+def test_a_compiled_run_that_diverges_keeps_its_last_finite_epoch_as_eager_does(circles) -> None:
+    """fit replays a diverged chunk from a deep copy of the state: the copy's compiled forward must run the
+    copy's own parameters (a compiled function bound to the original model ran the diverged ones)."""
+    config = frameworks.TrainConfig(epochs=4, eta=3e35)
+    for impl_id in ("torch/nn", "torch/optim"):
+        compiled = frameworks.get(impl_id).train(circles, config.replace(compile=True))
+        eager = frameworks.get(impl_id).train(circles, config)
+        assert compiled.diverged == eager.diverged is not None
+        assert max_relative_error(compiled.params, eager.params) <= 1e-5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -164,6 +165,21 @@ def epoch_runner(step: Step, evaluate: Evaluate | None, *, fuse: bool,
 
     run.compiled_in = 0.0  # type: ignore[attr-defined]
     return run
+
+
+def compiled(model: torch.nn.Sequential) -> torch.nn.Sequential:
+    """``model`` with its forward under ``torch.compile`` (the opt-in ``TrainConfig(compile=True)``), in place.
+
+    The compiled forward is a method of a subclass, not a function bound to this model: a ``copy.deepcopy``
+    (``fit`` keeps one to replay a diverged chunk) then runs its own parameters. The state_dict is unchanged."""
+    model.__class__ = _compiled_class()
+    return model
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled_class() -> type:
+    forward = torch.compile(torch.nn.Sequential.forward, dynamic=False)  # imports dynamo: only when asked
+    return type("CompiledSequential", (torch.nn.Sequential,), {"forward": forward})
 
 
 def wait(state: Any) -> Any:

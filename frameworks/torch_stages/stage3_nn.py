@@ -90,7 +90,7 @@ def load(params: Params, config: TrainConfig, device: torch.device | None = None
     the model trains in training mode, each ``Dropout`` drawing its own masks from PyTorch's generator."""
     model = init_model(params, dtype=config.dtype, device=device, model=config.model, arch=config.arch)
     if config.compile:
-        model.forward = torch.compile(model.forward, dynamic=False)  # type: ignore[method-assign] # opt-in
+        backend.compiled(model)  # opt-in torch.compile of the forward (and its backward)
     opt = optimizers.init_state(config, {n: p.detach() for n, p in model.named_parameters()})
     return State(model.train(config.dropout_rng == "native"), config.loss_reduction, config.arch, opt)
 

@@ -71,7 +71,7 @@ def load(params: Params, config: TrainConfig, device: torch.device | None = None
     """The kit's canonical parameters as the model, with the config's loss and an optimizer over it."""
     model = init_model(params, dtype=config.dtype, device=device, model=config.model, arch=config.arch)
     if config.compile:
-        model.forward = torch.compile(model.forward, dynamic=False)  # type: ignore[method-assign] # opt-in
+        backend.compiled(model)  # opt-in torch.compile of the forward (and its backward)
     return State(model.train(config.dropout_rng == "native"), config.loss_reduction, config, config.arch)
 
 
